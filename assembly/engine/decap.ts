@@ -1,0 +1,237 @@
+// RX: received UDP payloads (one datagram, or many glued by UDP_GRO) → validated, stripped inner IP packets for the TUN
+// device, consecutive TCP segments of one flow coalesced into super-packets with a virtio_net_hdr (DESIGN §3, GRO rules).
+import { bytesEqual } from "../wire/bytes";
+import { finish, fold, pseudo4, pseudo6, sumBytes } from "../wire/checksum";
+import { Ethernet } from "../wire/ethernet";
+import { IPv4 } from "../wire/ipv4";
+import { IPv6 } from "../wire/ipv6";
+import { Tcp } from "../wire/l4";
+import { VnetHdr } from "../wire/vnet";
+import { Vxlan } from "../wire/vxlan";
+import { Config, inSubnet4, inSubnet6 } from "./config";
+import { C, add, bump, bumpPeer } from "./counters";
+import { Layout, OutPkt, RxMsg, SLOT_SIZE } from "./layout";
+import { peerByAddress } from "./peers";
+
+/** Smallest datagram worth a look: VXLAN + inner Ethernet + a minimal IPv4 header. */
+const MIN_DATAGRAM: u32 = <u32>Vxlan.OVERHEAD + IPv4.MIN_HEADER_LEN;
+/** The largest super-packet: IPv4 total length and IPv6 payload length are 16-bit. */
+const MAX_SUPER: u32 = 65535;
+
+// ---- output list ---------------------------------------------------------------------------------------------------------
+
+let outCount: u32 = 0;
+let outPos: u32 = 0;
+
+/** Room for a packet of up to `len` bytes (virtio_net_hdr included); 0 when the region or the list is full. */
+function reserveOut(len: u32): usize {
+  if (outCount >= Layout.rxOutDescCap || outPos + len > Layout.rxOutCap) return 0;
+  const d = Layout.rxOutDesc + <usize>outCount * OutPkt.STRIDE;
+  store<u32>(d + OutPkt.OFFSET, outPos);
+  store<u32>(d + OutPkt.LENGTH, len);
+  outCount++;
+  return Layout.rxOut + outPos;
+}
+
+@inline function commitOut(len: u32): void {
+  outPos += len;
+  add(C.RX_BYTES_OUT, len);
+  bump(C.RX_PACKETS_OUT);
+}
+
+// ---- the open super-packet (GRO) -----------------------------------------------------------------------------------------
+
+let gro: usize = 0; // start of the open super-packet's virtio_net_hdr in rxOut, 0 when none
+let groDesc: usize = 0;
+let groV6: bool = false;
+let groLen: u32 = 0; // IP bytes so far
+let groHdrLen: u32 = 0; // IP + TCP header bytes
+let groMss: u32 = 0; // payload of the first segment
+let groNextSeq: u32 = 0;
+let groSegments: u32 = 0;
+let groClosed: bool = false; // PSH seen, or a short segment: nothing may follow
+
+function flushGro(): void {
+  if (gro == 0) return;
+  const vh = gro;
+  const ip = gro + VnetHdr.LEN;
+  gro = 0;
+  if (groSegments == 1) {
+    VnetHdr.writeNone(vh, VnetHdr.F_DATA_VALID);
+  } else {
+    const l4 = groV6 ? IPv6.HEADER_LEN : IPv4.headerLen(ip);
+    const tcpLen = groLen - l4;
+    if (groV6) {
+      IPv6.setPayloadLen(ip, groLen - IPv6.HEADER_LEN);
+    } else {
+      IPv4.setTotalLen(ip, groLen);
+      IPv4.fillHeaderChecksum(ip);
+    }
+    // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
+    const ps = groV6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
+    store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(ps));
+    VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
+  }
+  const len = VnetHdr.LEN + groLen;
+  store<u32>(groDesc + OutPkt.LENGTH, len);
+  commitOut(len);
+}
+
+/**
+ * Whether the TCP segment at ip may extend the open super-packet: same addresses, ports, ACK, window and flags word
+ * (but PSH), same options, same TOS/TTL/DF (IPv4) or first word and hop limit (IPv6), the next sequence number, and room.
+ */
+function continuesGro(ip: usize, v6: bool, l4: u32, th: u32, payload: u32): bool {
+  if (gro == 0 || groClosed || groV6 != v6) return false;
+  const open = gro + VnetHdr.LEN;
+  if (groHdrLen != l4 + th || payload > groMss || groLen + payload > MAX_SUPER) return false;
+  if (v6) {
+    if (IPv6.firstWord(ip) != IPv6.firstWord(open) || IPv6.hopLimit(ip) != IPv6.hopLimit(open)) return false;
+    if (!bytesEqual(ip + IPv6.SRC, open + IPv6.SRC, 32)) return false;
+  } else {
+    if (load<u8>(ip + IPv4.TOS) != load<u8>(open + IPv4.TOS) || load<u8>(ip + IPv4.TTL) != load<u8>(open + IPv4.TTL)) return false;
+    if (IPv4.dontFragment(ip) != IPv4.dontFragment(open)) return false;
+    if (load<u64>(ip + IPv4.SRC) != load<u64>(open + IPv4.SRC)) return false;
+  }
+  const t = ip + l4;
+  const ot = open + l4;
+  if (load<u32>(t) != load<u32>(ot)) return false; // ports
+  if (Tcp.seq(t) != groNextSeq || load<u32>(t + Tcp.ACK) != load<u32>(ot + Tcp.ACK)) return false;
+  if ((load<u32>(t + Tcp.DATA_OFF) | (Tcp.PSH << 8)) != (load<u32>(ot + Tcp.DATA_OFF) | (Tcp.PSH << 8))) return false;
+  return bytesEqual(t + Tcp.MIN_HEADER_LEN, ot + Tcp.MIN_HEADER_LEN, th - Tcp.MIN_HEADER_LEN);
+}
+
+/** A TCP segment that may take part in GRO: verified checksum, ACK or ACK|PSH, payload, no IP options or extensions. */
+function groCandidate(ip: usize, v6: bool, total: u32): bool {
+  let l4: u32;
+  if (v6) {
+    if (IPv6.nextHeader(ip) != IPv6.NH_TCP) return false;
+    l4 = IPv6.HEADER_LEN;
+  } else {
+    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.headerLen(ip) != IPv4.MIN_HEADER_LEN || IPv4.isFragment(ip)) return false;
+    l4 = IPv4.MIN_HEADER_LEN;
+  }
+  if (l4 + Tcp.MIN_HEADER_LEN > total) return false;
+  const t = ip + l4;
+  const th = Tcp.headerLen(t);
+  if (th < Tcp.MIN_HEADER_LEN || l4 + th >= total) return false;
+  const f = Tcp.flags(t);
+  if (f != Tcp.ACK_FLAG && f != (Tcp.ACK_FLAG | Tcp.PSH)) return false;
+  const tcpLen = total - l4;
+  const ps = v6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
+  if (finish(sumBytes(t, tcpLen, ps)) != 0) {
+    bump(C.RX_L4_CHECKSUM_BAD);
+    return false;
+  }
+  return true;
+}
+
+/** Delivers one validated inner packet: appended to the open super-packet, opening a new one, or on its own. */
+function deliver(ip: usize, v6: bool, total: u32): bool {
+  if (!Config.vnetHdr) {
+    const o = reserveOut(total);
+    if (o == 0) return false;
+    memory.copy(o, ip, total);
+    commitOut(total);
+    return true;
+  }
+  if (!groCandidate(ip, v6, total)) {
+    flushGro();
+    const o = reserveOut(VnetHdr.LEN + total);
+    if (o == 0) return false;
+    VnetHdr.writeNone(o, 0);
+    memory.copy(o + VnetHdr.LEN, ip, total);
+    commitOut(VnetHdr.LEN + total);
+    return true;
+  }
+  const l4: u32 = v6 ? IPv6.HEADER_LEN : IPv4.MIN_HEADER_LEN;
+  const t = ip + l4;
+  const th = Tcp.headerLen(t);
+  const payload = total - l4 - th;
+  if (continuesGro(ip, v6, l4, th, payload)) {
+    if (outPos + VnetHdr.LEN + groLen + payload > Layout.rxOutCap) return false;
+    memory.copy(gro + VnetHdr.LEN + groLen, ip + l4 + th, payload);
+    groLen += payload;
+    groNextSeq += payload;
+    groSegments++;
+    if (payload < groMss || (Tcp.flags(t) & Tcp.PSH) != 0) groClosed = true;
+    if ((Tcp.flags(t) & Tcp.PSH) != 0) {
+      const open = gro + VnetHdr.LEN;
+      Tcp.setFlags(open + l4, Tcp.flags(open + l4) | Tcp.PSH);
+    }
+    bump(C.RX_COALESCED);
+    return true;
+  }
+  flushGro();
+  const o = reserveOut(VnetHdr.LEN + total);
+  if (o == 0) return false;
+  memory.copy(o + VnetHdr.LEN, ip, total);
+  gro = o;
+  groDesc = Layout.rxOutDesc + <usize>(outCount - 1) * OutPkt.STRIDE;
+  groV6 = v6;
+  groLen = total;
+  groHdrLen = l4 + th;
+  groMss = payload;
+  groNextSeq = Tcp.seq(t) + payload;
+  groSegments = 1;
+  groClosed = (Tcp.flags(t) & Tcp.PSH) != 0;
+  return true;
+}
+
+/** Validates one datagram (DESIGN §4 ingress filter) and delivers its inner packet. Returns 0 or a drop counter id. */
+function decapOne(d: usize, len: u32, peer: i32): i32 {
+  if (peer < 0) return C.RX_DROP_UNKNOWN_PEER;
+  if (len < MIN_DATAGRAM) return C.RX_DROP_TRUNCATED;
+  if (Vxlan.flagsWord(d) != Vxlan.FLAG_VNI_VALID << 24 || load<u8>(d + 7) != 0) return C.RX_DROP_BAD_VXLAN;
+  if (Vxlan.vni(d) != Config.vni) return C.RX_DROP_WRONG_VNI;
+  const eth = d + Vxlan.HEADER_LEN;
+  if (Ethernet.loadMac(eth + Ethernet.DST) != Config.vtepMac) return C.RX_DROP_BAD_INNER_MAC;
+  const ip = d + Vxlan.OVERHEAD;
+  const avail = len - <u32>Vxlan.OVERHEAD;
+  const et = Ethernet.ethertype(eth);
+  let total: u32;
+  let v6: bool;
+  if (et == Ethernet.TYPE_IPV4) {
+    total = IPv4.check(ip, avail);
+    if (total == 0) return C.RX_DROP_MALFORMED_INNER;
+    if (!IPv4.headerChecksumOk(ip)) return C.RX_DROP_BAD_IP_CHECKSUM;
+    if (!inSubnet4(IPv4.dst(ip))) return C.RX_DROP_NOT_LOCAL;
+    v6 = false;
+  } else if (et == Ethernet.TYPE_IPV6) {
+    total = IPv6.check(ip, avail);
+    if (total == 0) return C.RX_DROP_MALFORMED_INNER;
+    if (!inSubnet6(ip + IPv6.DST)) return C.RX_DROP_NOT_LOCAL;
+    v6 = true;
+  } else {
+    return C.RX_DROP_BAD_ETHERTYPE;
+  }
+  if (!deliver(ip, v6, total)) return C.RX_DROP_NO_SPACE;
+  bumpPeer(peer, C.PEER_RX_PACKETS, len);
+  return 0;
+}
+
+/**
+ * Decapsulates `count` received messages from the RX slots (descriptors in rxInDesc). Returns the number of packets for the
+ * TUN device, described in rxOutDesc.
+ */
+export function decap(count: u32): u32 {
+  outCount = 0;
+  outPos = 0;
+  gro = 0;
+  const n = min(count, Layout.rxSlots);
+  for (let m: u32 = 0; m < n; m++) {
+    const desc = Layout.rxInDesc + <usize>m * RxMsg.STRIDE;
+    const base = Layout.rxIn + <usize>m * SLOT_SIZE;
+    const len = min(load<u32>(desc + RxMsg.LENGTH), <u32>SLOT_SIZE);
+    let seg = load<u32>(desc + RxMsg.SEG_SIZE);
+    if (seg == 0 || seg > len) seg = len;
+    const peer = peerByAddress(desc + RxMsg.SRC_ADDR);
+    for (let off: u32 = 0; off < len; off += seg) {
+      bump(C.RX_DATAGRAMS_IN);
+      const r = decapOne(base + off, min(seg, len - off), peer);
+      bump(r != 0 ? r : C.RX_PASSED);
+    }
+  }
+  flushGro();
+  return outCount;
+}

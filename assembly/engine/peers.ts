@@ -1,0 +1,107 @@
+// The peer table: index → underlay address + VtepMAC, and underlay address → index for the ingress filter.
+// Indexes are chosen by the control side (they are the values stored in the route tables).
+import { bytesEqual } from "../wire/bytes";
+import { Ethernet } from "../wire/ethernet";
+import { C, peerCountersPtr } from "./counters";
+
+export namespace Peer {
+  export const STATE: usize = 0;
+  export const MAC: usize = 2;
+  export const ADDR: usize = 8;
+  export const STRIDE: usize = 32;
+
+  export const FREE: u8 = 0;
+  export const IN_USE: u8 = 1;
+}
+
+let table: usize = 0;
+let maxPeers: u32 = 0;
+// Open addressing, linear probing; slots hold index + 1 (0 = empty). Twice the peers, a power of two.
+let hash: usize = 0;
+let hashMask: u32 = 0;
+
+export function peersAlloc(max: u32): void {
+  maxPeers = max;
+  table = heap.alloc(<usize>max * Peer.STRIDE);
+  memory.fill(table, 0, <usize>max * Peer.STRIDE);
+  let cap: u32 = 16;
+  while (cap < max * 2) cap <<= 1;
+  hashMask = cap - 1;
+  hash = heap.alloc(<usize>cap << 2);
+  memory.fill(hash, 0, <usize>cap << 2);
+}
+
+@inline export function peerRecord(index: i32): usize {
+  return table + <usize>index * Peer.STRIDE;
+}
+
+/** True for an index that names a configured peer. */
+@inline export function peerValid(index: i32): bool {
+  return <u32>index < maxPeers && load<u8>(peerRecord(index) + Peer.STATE) == Peer.IN_USE;
+}
+
+@inline export function peerMac(index: i32): u64 {
+  return Ethernet.loadMac(peerRecord(index) + Peer.MAC);
+}
+
+@inline function addrHash(p: usize): u32 {
+  let h = <u64>load<u64>(p) * 0x9e3779b97f4a7c15 ^ <u64>load<u64>(p + 8);
+  h *= 0xc2b2ae3d27d4eb4f;
+  return <u32>(h >> 32);
+}
+
+/** The peer whose underlay address is the 16 bytes (IPv4 as ::ffff:a.b.c.d) at p, or -1. */
+export function peerByAddress(p: usize): i32 {
+  let slot = addrHash(p) & hashMask;
+  for (let probes: u32 = 0; probes <= hashMask; probes++) {
+    const v = load<u32>(hash + (<usize>slot << 2));
+    if (v == 0) return -1;
+    const index = <i32>(v - 1);
+    if (bytesEqual(peerRecord(index) + Peer.ADDR, p, 16)) return index;
+    slot = (slot + 1) & hashMask;
+  }
+  return -1;
+}
+
+function rebuildHash(): void {
+  memory.fill(hash, 0, (<usize>hashMask + 1) << 2);
+  for (let i: i32 = 0; i < <i32>maxPeers; i++) {
+    if (!peerValid(i)) continue;
+    let slot = addrHash(peerRecord(i) + Peer.ADDR) & hashMask;
+    while (load<u32>(hash + (<usize>slot << 2)) != 0) slot = (slot + 1) & hashMask;
+    store<u32>(hash + (<usize>slot << 2), <u32>(i + 1));
+  }
+}
+
+/**
+ * Sets peer `index` from a record at `src`: 16 address bytes then 6 MAC bytes. Returns 0, or -1 for a bad index,
+ * -2 when another index already has that address.
+ */
+export function peerSet(index: i32, src: usize): i32 {
+  if (<u32>index >= maxPeers) return -1;
+  const other = peerByAddress(src);
+  if (other >= 0 && other != index) return -2;
+  const rec = peerRecord(index);
+  const changed = load<u8>(rec + Peer.STATE) != Peer.IN_USE || !bytesEqual(rec + Peer.ADDR, src, 16);
+  memory.copy(rec + Peer.ADDR, src, 16);
+  memory.copy(rec + Peer.MAC, src + 16, 6);
+  store<u8>(rec + Peer.STATE, Peer.IN_USE);
+  if (changed) {
+    memory.fill(peerCountersPtr + (<usize>index * <usize>C.PEER_FIELDS << 3), 0, <usize>C.PEER_FIELDS << 3);
+    rebuildHash();
+  }
+  return 0;
+}
+
+export function peerRemove(index: i32): i32 {
+  if (!peerValid(index)) return -1;
+  memory.fill(peerRecord(index), 0, Peer.STRIDE);
+  rebuildHash();
+  return 0;
+}
+
+export function peerCount(): u32 {
+  let n: u32 = 0;
+  for (let i: i32 = 0; i < <i32>maxPeers; i++) if (peerValid(i)) n++;
+  return n;
+}

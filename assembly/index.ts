@@ -1,0 +1,85 @@
+// The weft packet core: one instance per worker thread. Everything exported here is the module's ABI; the TypeScript face is
+// src/core/index.ts. Memory is laid out once by engineInit; the packet path (encap, decap) allocates nothing.
+import { Config } from "./engine/config";
+import { C, allocCounters, countersPtr, peerCountersPtr } from "./engine/counters";
+import { Layout } from "./engine/layout";
+import { peersAlloc } from "./engine/peers";
+import { replyCount } from "./engine/icmp";
+
+export * from "./lpm/exports";
+export { encap } from "./engine/encap";
+export { decap } from "./engine/decap";
+export { peerSet, peerRemove, peerCount } from "./engine/peers";
+
+const ABI_VERSION: u32 = 1;
+let scratch: usize = 0;
+
+/** Lays out memory for `maxPeers` peers and batches of `txSlots` TUN reads and `rxSlots` UDP receives. Call once. */
+export function engineInit(maxPeers: u32, txSlots: u32, rxSlots: u32): u32 {
+  if (scratch != 0) return 0;
+  scratch = heap.alloc(256);
+  Config.alloc();
+  allocCounters(maxPeers);
+  peersAlloc(maxPeers);
+  Layout.alloc(txSlots, rxSlots);
+  return ABI_VERSION;
+}
+
+/** 256 bytes for passing addresses and MACs from the TS side (peerSet, setSubnet6, setIcmpSource6). */
+export function scratchPtr(): usize { return scratch; }
+
+export function configure(vni: u32, mtu: u32, vnetHdr: bool, sportBase: u32, sportCount: u32): void {
+  Config.vni = vni & 0xffffff;
+  Config.mtu = mtu;
+  Config.vnetHdr = vnetHdr;
+  Config.sportBase = sportBase;
+  Config.sportCount = sportCount;
+}
+
+/** Our VtepMAC: the 6 bytes at the start of scratch. */
+export function setVtepMac(): void {
+  Config.vtepMac = <u64>load<u32>(scratch) | (<u64>load<u16>(scratch + 4) << 32);
+}
+
+/** Our IPv4 Pod subnet, host order; len < 0 disables IPv4. */
+export function setSubnet4(addr: u32, len: i32): void {
+  if (len < 0 || len > 32) {
+    Config.subnet4Set = false;
+    return;
+  }
+  Config.subnet4Mask = len == 0 ? 0 : <u32>(0xffffffff << (32 - len));
+  Config.subnet4 = addr & Config.subnet4Mask;
+  Config.subnet4Set = true;
+}
+
+/** Our IPv6 Pod subnet: 16 bytes at scratch; len < 0 disables IPv6. */
+export function setSubnet6(len: i32): void {
+  memory.copy(Config.subnet6Ptr, scratch, 16);
+  Config.subnet6Len = len > 128 ? -1 : len;
+}
+
+/** Source of generated ICMPv4 errors (host order; 0 = don't generate). */
+export function setIcmpSource4(addr: u32): void {
+  Config.icmpSource4 = bswap<u32>(addr);
+}
+
+/** Source of generated ICMPv6 errors: 16 bytes at scratch (all zero = don't generate). */
+export function setIcmpSource6(): void {
+  memory.copy(Config.icmpSource6Ptr, scratch, 16);
+}
+
+// ---- where things are ---------------------------------------------------------------------------------------------------
+export function countersAt(): usize { return countersPtr; }
+export function counterCount(): u32 { return <u32>C.COUNT; }
+export function peerCountersAt(): usize { return peerCountersPtr; }
+export function txInAt(): usize { return Layout.txIn; }
+export function txInLenAt(): usize { return Layout.txInLen; }
+export function txOutAt(): usize { return Layout.txOut; }
+export function txGroupsAt(): usize { return Layout.txGroups; }
+export function txRepliesAt(): usize { return Layout.txReplies; }
+export function txReplyDescAt(): usize { return Layout.txReplyDesc; }
+export function txReplyCount(): u32 { return replyCount; }
+export function rxInAt(): usize { return Layout.rxIn; }
+export function rxInDescAt(): usize { return Layout.rxInDesc; }
+export function rxOutAt(): usize { return Layout.rxOut; }
+export function rxOutDescAt(): usize { return Layout.rxOutDesc; }

@@ -1,0 +1,2 @@
+// placeholder until the LPM lands
+export function route4Clear(): void {}

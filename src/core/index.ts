@@ -1,0 +1,356 @@
+// The TypeScript face of the WASM packet core: load an instance, configure it, feed it batches, read its counters.
+// The dataplane uses the raw regions (slot views, descriptor arrays) so syscalls land straight in WASM memory; tests and
+// tools use the convenience methods (txDatagrams, rxPackets, counters).
+import loader from "@assemblyscript/loader";
+import { readFileSync } from "node:fs";
+import { parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC } from "./addr.js";
+import { RouteTable4, RouteTable6 } from "./routes.js";
+
+export const COUNTER_NAMES = [
+  "tx_packets_in",
+  "tx_passed",
+  "tx_datagrams_out",
+  "tx_bytes_out",
+  "tx_gso_split",
+  "tx_icmp_generated",
+  "tx_drop_malformed",
+  "tx_drop_bad_vnet_hdr",
+  "tx_drop_spoofed_source",
+  "tx_drop_no_route",
+  "tx_drop_no_peer",
+  "tx_drop_too_big",
+  "tx_drop_unsupported_gso",
+  "tx_drop_no_space",
+  "rx_datagrams_in",
+  "rx_passed",
+  "rx_packets_out",
+  "rx_bytes_out",
+  "rx_coalesced",
+  "rx_l4_checksum_bad",
+  "rx_drop_truncated",
+  "rx_drop_bad_vxlan",
+  "rx_drop_wrong_vni",
+  "rx_drop_unknown_peer",
+  "rx_drop_bad_inner_mac",
+  "rx_drop_bad_ethertype",
+  "rx_drop_malformed_inner",
+  "rx_drop_bad_ip_checksum",
+  "rx_drop_not_local",
+  "rx_drop_no_space",
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export type Counters = Record<CounterName, number>;
+
+/** Byte layout of the batch regions, mirrored from assembly/engine/layout.ts. */
+export const SLOT_SIZE = 65600;
+export const VNET_HDR_LEN = 10;
+export const VXLAN_OVERHEAD = 22;
+export const TX_GROUP = { OFFSET: 0, LENGTH: 4, SEG_SIZE: 8, SEG_COUNT: 10, PEER: 12, SPORT: 14, STRIDE: 16 } as const;
+export const RX_MSG = { LENGTH: 0, SEG_SIZE: 4, SRC_ADDR: 8, STRIDE: 24 } as const;
+export const OUT_PKT = { OFFSET: 0, LENGTH: 4, STRIDE: 8 } as const;
+
+export const DEFAULT_WASM = new URL("../../build/weft.wasm", import.meta.url);
+
+export interface CoreOptions {
+  maxPeers?: number;
+  /** TUN reads per TX batch. */
+  txSlots?: number;
+  /** UDP receives (each up to 64 KiB with UDP_GRO) per RX batch. */
+  rxSlots?: number;
+  /** IPv4 route table chunk pool and IPv6 node pool (bounded memory). */
+  route4Chunks?: number;
+  route6Nodes?: number;
+  wasm?: URL | string;
+}
+
+export interface Identity {
+  vni: number;
+  /** Largest inner packet the underlay carries: underlay MTU − 50 (IPv4) / − 70 (IPv6). */
+  mtu: number;
+  vtepMAC: string;
+  /** TUN packets carry a virtio_net_hdr (GSO in, GRO out). */
+  vnetHdr: boolean;
+  subnet4?: string;
+  subnet6?: string;
+  /** Sources of the ICMP errors the core generates (the node's own overlay addresses). */
+  icmpSource4?: string;
+  icmpSource6?: string;
+  sourcePortBase?: number;
+  sourcePortCount?: number;
+}
+
+export interface PeerSpec {
+  /** Underlay address (IPv4 or IPv6). */
+  address: string;
+  vtepMAC: string;
+}
+
+export interface TxGroup {
+  offset: number;
+  length: number;
+  segSize: number;
+  segCount: number;
+  peer: number;
+  sourcePort: number;
+}
+
+export interface PeerCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+}
+
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  engineInit(maxPeers: number, tx: number, rx: number): number;
+  scratchPtr(): number;
+  configure(vni: number, mtu: number, vnetHdr: number, sportBase: number, sportCount: number): void;
+  setVtepMac(): void;
+  setSubnet4(addr: number, len: number): void;
+  setSubnet6(len: number): void;
+  setIcmpSource4(addr: number): void;
+  setIcmpSource6(): void;
+  peerSet(index: number, src: number): number;
+  peerRemove(index: number): number;
+  peerCount(): number;
+  encap(count: number): number;
+  decap(count: number): number;
+  route4Init(maxChunks: number): void;
+  route6Init(maxNodes: number): void;
+  countersAt(): number;
+  counterCount(): number;
+  peerCountersAt(): number;
+  txInAt(): number;
+  txInLenAt(): number;
+  txOutAt(): number;
+  txGroupsAt(): number;
+  txRepliesAt(): number;
+  txReplyDescAt(): number;
+  txReplyCount(): number;
+  rxInAt(): number;
+  rxInDescAt(): number;
+  rxOutAt(): number;
+  rxOutDescAt(): number;
+}
+
+export class Core {
+  readonly exports: CoreExports;
+  readonly memory: WebAssembly.Memory;
+  readonly routes4: RouteTable4;
+  readonly routes6: RouteTable6;
+  readonly maxPeers: number;
+  readonly txSlots: number;
+  readonly rxSlots: number;
+  /** Region offsets in linear memory, fixed after init. */
+  readonly at: {
+    counters: number; peerCounters: number; txIn: number; txInLen: number; txOut: number; txGroups: number;
+    txReplies: number; txReplyDesc: number; rxIn: number; rxInDesc: number; rxOut: number; rxOutDesc: number;
+  };
+  private buffer: ArrayBuffer | null = null;
+  private u8View = new Uint8Array(0);
+  private dv = new DataView(new ArrayBuffer(0));
+
+  private constructor(exports: CoreExports, opts: CoreOptions) {
+    this.exports = exports;
+    this.memory = exports.memory;
+    this.maxPeers = opts.maxPeers ?? 1024;
+    this.txSlots = opts.txSlots ?? 64;
+    this.rxSlots = opts.rxSlots ?? 64;
+    if (exports.engineInit(this.maxPeers, this.txSlots, this.rxSlots) !== 1) throw new Error("weft core: unexpected ABI version");
+    exports.route4Init(opts.route4Chunks ?? 4096);
+    exports.route6Init(opts.route6Nodes ?? 65536);
+    this.routes4 = new RouteTable4(exports, this.memory);
+    this.routes6 = new RouteTable6(exports, this.memory);
+    this.at = {
+      counters: exports.countersAt(), peerCounters: exports.peerCountersAt(), txIn: exports.txInAt(),
+      txInLen: exports.txInLenAt(), txOut: exports.txOutAt(), txGroups: exports.txGroupsAt(), txReplies: exports.txRepliesAt(),
+      txReplyDesc: exports.txReplyDescAt(), rxIn: exports.rxInAt(), rxInDesc: exports.rxInDescAt(), rxOut: exports.rxOutAt(),
+      rxOutDesc: exports.rxOutDescAt(),
+    };
+    if (exports.counterCount() !== COUNTER_NAMES.length) throw new Error("weft core: counter list out of date");
+  }
+
+  /** Loads and initialises an instance. Synchronous: worker threads call it at start. */
+  static load(opts: CoreOptions = {}): Core {
+    const bytes = readFileSync(opts.wasm ?? DEFAULT_WASM);
+    const { exports } = loader.instantiateSync<Record<string, unknown>>(bytes, {});
+    return new Core(exports as unknown as CoreExports, opts);
+  }
+
+  /** The whole of linear memory as bytes. Re-read after anything that may grow memory (route inserts). */
+  get u8(): Uint8Array {
+    this.refresh();
+    return this.u8View;
+  }
+
+  get view(): DataView {
+    this.refresh();
+    return this.dv;
+  }
+
+  private refresh(): void {
+    if (this.buffer !== this.memory.buffer) {
+      this.buffer = this.memory.buffer;
+      this.u8View = new Uint8Array(this.buffer);
+      this.dv = new DataView(this.buffer);
+    }
+  }
+
+  private writeScratch(bytes: Uint8Array, at = 0): number {
+    const p = this.exports.scratchPtr();
+    this.u8.set(bytes, p + at);
+    return p;
+  }
+
+  configure(id: Identity): void {
+    const e = this.exports;
+    if (!Number.isInteger(id.vni) || id.vni < 0 || id.vni > 0xffffff) throw new Error(`vni out of range: ${id.vni}`);
+    if (!Number.isInteger(id.mtu) || id.mtu < 68 || id.mtu > 65535) throw new Error(`mtu out of range: ${id.mtu}`);
+    e.configure(id.vni, id.mtu, id.vnetHdr ? 1 : 0, id.sourcePortBase ?? 49152, id.sourcePortCount ?? 16384);
+    this.writeScratch(parseMAC(id.vtepMAC));
+    e.setVtepMac();
+    if (id.subnet4) {
+      const c = parseCIDR(id.subnet4);
+      if (c.family !== 4) throw new Error(`subnet4 is not IPv4: ${id.subnet4}`);
+      e.setSubnet4(new DataView(c.bytes.buffer).getUint32(0), c.len);
+    } else {
+      e.setSubnet4(0, -1);
+    }
+    if (id.subnet6) {
+      const c = parseCIDR(id.subnet6);
+      if (c.family !== 6) throw new Error(`subnet6 is not IPv6: ${id.subnet6}`);
+      this.writeScratch(c.bytes);
+      e.setSubnet6(c.len);
+    } else {
+      this.writeScratch(new Uint8Array(16));
+      e.setSubnet6(-1);
+    }
+    e.setIcmpSource4(id.icmpSource4 ? parseIPv4(id.icmpSource4) : 0);
+    this.writeScratch(id.icmpSource6 ? parseIPv6(id.icmpSource6) : new Uint8Array(16));
+    e.setIcmpSource6();
+  }
+
+  setPeer(index: number, peer: PeerSpec): void {
+    this.writeScratch(parseIPAny(peer.address));
+    this.writeScratch(parseMAC(peer.vtepMAC), 16);
+    const r = this.exports.peerSet(index, this.exports.scratchPtr());
+    if (r === -1) throw new Error(`peer index ${index} out of range (max ${this.maxPeers})`);
+    if (r === -2) throw new Error(`another peer already has underlay address ${peer.address}`);
+  }
+
+  removePeer(index: number): boolean {
+    return this.exports.peerRemove(index) === 0;
+  }
+
+  // ---- TX: TUN → VXLAN ---------------------------------------------------------------------------------------------------
+
+  /** The bytes of TX slot i (a TUN read lands here: virtio_net_hdr first in vnet mode). */
+  txSlot(i: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, this.at.txIn + i * SLOT_SIZE, SLOT_SIZE);
+  }
+
+  setTxLength(i: number, len: number): void {
+    this.view.setUint32(this.at.txInLen + 4 * i, len, true);
+  }
+
+  /** Puts packets into TX slots 0..n-1 and encapsulates them; returns the number of send groups. */
+  encapPackets(packets: Uint8Array[]): number {
+    if (packets.length > this.txSlots) throw new Error(`batch of ${packets.length} exceeds ${this.txSlots} TX slots`);
+    packets.forEach((p, i) => {
+      this.u8.set(p, this.at.txIn + i * SLOT_SIZE);
+      this.setTxLength(i, p.length);
+    });
+    return this.exports.encap(packets.length);
+  }
+
+  txGroup(j: number): TxGroup {
+    const v = this.view;
+    const d = this.at.txGroups + j * TX_GROUP.STRIDE;
+    return {
+      offset: v.getUint32(d + TX_GROUP.OFFSET, true),
+      length: v.getUint32(d + TX_GROUP.LENGTH, true),
+      segSize: v.getUint16(d + TX_GROUP.SEG_SIZE, true),
+      segCount: v.getUint16(d + TX_GROUP.SEG_COUNT, true),
+      peer: v.getUint16(d + TX_GROUP.PEER, true),
+      sourcePort: v.getUint16(d + TX_GROUP.SPORT, true),
+    };
+  }
+
+  /** The UDP payloads a group stands for, as copies: what the receiver's socket would see one datagram at a time. */
+  txDatagrams(group: TxGroup): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let off = 0; off < group.length; off += group.segSize) {
+      const start = this.at.txOut + group.offset + off;
+      out.push(this.u8.slice(start, start + Math.min(group.segSize, group.length - off)));
+    }
+    return out;
+  }
+
+  /** Packets the core wants written back into the TUN device (ICMP errors), as copies. */
+  txReplies(): Uint8Array[] {
+    const v = this.view;
+    const out: Uint8Array[] = [];
+    for (let k = 0; k < this.exports.txReplyCount(); k++) {
+      const d = this.at.txReplyDesc + k * OUT_PKT.STRIDE;
+      const off = this.at.txReplies + v.getUint32(d + OUT_PKT.OFFSET, true);
+      out.push(this.u8.slice(off, off + v.getUint32(d + OUT_PKT.LENGTH, true)));
+    }
+    return out;
+  }
+
+  // ---- RX: VXLAN → TUN ---------------------------------------------------------------------------------------------------
+
+  rxSlot(i: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, this.at.rxIn + i * SLOT_SIZE, SLOT_SIZE);
+  }
+
+  /** Describes RX message i: `length` bytes in its slot, `segSize` from UDP_GRO (0 = one datagram), sender's address. */
+  setRxMessage(i: number, length: number, segSize: number, source: string | Uint8Array): void {
+    const d = this.at.rxInDesc + i * RX_MSG.STRIDE;
+    this.view.setUint32(d + RX_MSG.LENGTH, length, true);
+    this.view.setUint32(d + RX_MSG.SEG_SIZE, segSize, true);
+    this.u8.set(typeof source === "string" ? parseIPAny(source) : source, d + RX_MSG.SRC_ADDR);
+  }
+
+  /** Copies received UDP payloads into RX slots and decapsulates them; returns the number of packets for the TUN device. */
+  decapMessages(messages: { data: Uint8Array; segSize?: number; source: string }[]): number {
+    if (messages.length > this.rxSlots) throw new Error(`batch of ${messages.length} exceeds ${this.rxSlots} RX slots`);
+    messages.forEach((m, i) => {
+      if (m.data.length > SLOT_SIZE) throw new Error(`message ${i} is larger than a slot`);
+      this.u8.set(m.data, this.at.rxIn + i * SLOT_SIZE);
+      this.setRxMessage(i, m.data.length, m.segSize ?? 0, m.source);
+    });
+    return this.exports.decap(messages.length);
+  }
+
+  /** Output packet k of the last decap (virtio_net_hdr first in vnet mode), as a copy. */
+  rxPacket(k: number): Uint8Array {
+    const v = this.view;
+    const d = this.at.rxOutDesc + k * OUT_PKT.STRIDE;
+    const off = this.at.rxOut + v.getUint32(d + OUT_PKT.OFFSET, true);
+    return this.u8.slice(off, off + v.getUint32(d + OUT_PKT.LENGTH, true));
+  }
+
+  rxPackets(n: number): Uint8Array[] {
+    return Array.from({ length: n }, (_, k) => this.rxPacket(k));
+  }
+
+  // ---- counters ----------------------------------------------------------------------------------------------------------
+
+  counters(): Counters {
+    const v = this.view;
+    const out = {} as Counters;
+    COUNTER_NAMES.forEach((name, i) => {
+      out[name] = Number(v.getBigUint64(this.at.counters + 8 * i, true));
+    });
+    return out;
+  }
+
+  peerCounters(index: number): PeerCounters {
+    const v = this.view;
+    const p = this.at.peerCounters + index * 32;
+    const n = (k: number) => Number(v.getBigUint64(p + 8 * k, true));
+    return { txPackets: n(0), txBytes: n(1), rxPackets: n(2), rxBytes: n(3) };
+  }
+}
