@@ -2,9 +2,11 @@
 // src/core/index.ts. Memory is laid out once by engineInit; the packet path (encap, decap) allocates nothing.
 import { Config } from "./engine/config";
 import { C, allocCounters, countersPtr, peerCountersPtr } from "./engine/counters";
-import { Layout } from "./engine/layout";
+import { Layout, SLOT_SIZE } from "./engine/layout";
 import { peersAlloc } from "./engine/peers";
 import { replyCount } from "./engine/icmp";
+import { finish, sumBytes } from "./wire/checksum";
+import { inspectPacket } from "./engine/inspect";
 
 export * from "./lpm/exports";
 export { encap } from "./engine/encap";
@@ -13,11 +15,14 @@ export { peerSet, peerRemove, peerCount } from "./engine/peers";
 
 const ABI_VERSION: u32 = 1;
 let scratch: usize = 0;
+/** A slot for diagnostics: a packet copied in by the TS side, and inspectPacket's fields after it. */
+let probe: usize = 0;
 
 /** Lays out memory for `maxPeers` peers and batches of `txSlots` TUN reads and `rxSlots` UDP receives. Call once. */
 export function engineInit(maxPeers: u32, txSlots: u32, rxSlots: u32): u32 {
   if (scratch != 0) return 0;
   scratch = heap.alloc(256);
+  probe = heap.alloc(SLOT_SIZE + 128);
   Config.alloc();
   allocCounters(maxPeers);
   peersAlloc(maxPeers);
@@ -83,3 +88,16 @@ export function rxInAt(): usize { return Layout.rxIn; }
 export function rxInDescAt(): usize { return Layout.rxInDesc; }
 export function rxOutAt(): usize { return Layout.rxOut; }
 export function rxOutDescAt(): usize { return Layout.rxOutDesc; }
+
+// ---- diagnostics (not on the packet path) ---------------------------------------------------------------------------------
+export function probeAt(): usize { return probe; }
+
+/** Parses the `len` bytes at probeAt(); fields land at probeAt() + SLOT_SIZE (see engine/inspect.ts). */
+export function inspectProbe(len: u32, withVnet: bool): i32 {
+  return inspectPacket(probe, min(len, <u32>SLOT_SIZE), withVnet, probe + SLOT_SIZE);
+}
+
+/** The Internet checksum field value for bytes [p, p+len) (RFC 1071), as stored little-endian. */
+export function internetChecksum(p: usize, len: u32): u32 {
+  return finish(sumBytes(p, len, 0));
+}

@@ -19,30 +19,31 @@ const MIN_DATAGRAM: u32 = <u32>Vxlan.OVERHEAD + IPv4.MIN_HEADER_LEN;
 const MAX_SUPER: u32 = 65535;
 
 // ---- output list ---------------------------------------------------------------------------------------------------------
+// Packets delivered on their own stay where they arrived: the 22 bytes of VXLAN + Ethernet before the inner packet have
+// been read by then, so the virtio_net_hdr is written over their tail and the descriptor points into the RX slot. Only
+// super-packets are built by copying, in rxOut.
 
 let outCount: u32 = 0;
-let outPos: u32 = 0;
+let outPos: u32 = 0; // bytes of rxOut in use
 
-/** Room for a packet of up to `len` bytes (virtio_net_hdr included); 0 when the region or the list is full. */
-function reserveOut(len: u32): usize {
-  if (outCount >= Layout.rxOutDescCap || outPos + len > Layout.rxOutCap) return 0;
+/** Appends a descriptor for `len` bytes at absolute address p; false when the list is full. */
+function describe(p: usize, len: u32): bool {
+  if (outCount >= Layout.rxOutDescCap) return false;
   const d = Layout.rxOutDesc + <usize>outCount * OutPkt.STRIDE;
-  store<u32>(d + OutPkt.OFFSET, outPos);
+  store<u32>(d + OutPkt.OFFSET, <u32>p);
   store<u32>(d + OutPkt.LENGTH, len);
   outCount++;
-  return Layout.rxOut + outPos;
-}
-
-@inline function commitOut(len: u32): void {
-  outPos += len;
   add(C.RX_BYTES_OUT, len);
   bump(C.RX_PACKETS_OUT);
+  return true;
 }
 
 // ---- the open super-packet (GRO) -----------------------------------------------------------------------------------------
+// A GRO candidate opens in place. When a second segment continues it, it moves to rxOut, where later payloads are appended.
 
-let gro: usize = 0; // start of the open super-packet's virtio_net_hdr in rxOut, 0 when none
+let gro: usize = 0; // the open candidate's virtio_net_hdr, 0 when none
 let groDesc: usize = 0;
+let groCopied: bool = false; // moved to rxOut
 let groV6: bool = false;
 let groLen: u32 = 0; // IP bytes so far
 let groHdrLen: u32 = 0; // IP + TCP header bytes
@@ -58,25 +59,36 @@ function flushGro(): void {
   gro = 0;
   if (groSegments == 1) {
     VnetHdr.writeNone(vh, VnetHdr.F_DATA_VALID);
-  } else {
-    const l4 = groV6 ? IPv6.HEADER_LEN : IPv4.headerLen(ip);
-    const tcpLen = groLen - l4;
-    if (groV6) {
-      IPv6.setPayloadLen(ip, groLen - IPv6.HEADER_LEN);
-    } else {
-      IPv4.setTotalLen(ip, groLen);
-      IPv4.fillHeaderChecksum(ip);
-    }
-    // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
-    const ps = groV6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
-    store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(ps));
-    VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
+    return;
   }
+  const l4 = groV6 ? IPv6.HEADER_LEN : IPv4.headerLen(ip);
+  const tcpLen = groLen - l4;
+  if (groV6) {
+    IPv6.setPayloadLen(ip, groLen - IPv6.HEADER_LEN);
+  } else {
+    IPv4.setTotalLen(ip, groLen);
+    IPv4.fillHeaderChecksum(ip);
+  }
+  // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
+  const ps = groV6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
+  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(ps));
+  VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
   const len = VnetHdr.LEN + groLen;
+  add(C.RX_BYTES_OUT, len - load<u32>(groDesc + OutPkt.LENGTH));
   store<u32>(groDesc + OutPkt.LENGTH, len);
-  commitOut(len);
+  outPos += (len + 7) & ~7;
 }
 
+/** Moves the open candidate into rxOut so payloads can follow it; false when rxOut has no room for a full super-packet. */
+function copyGroOut(): bool {
+  if (outPos + VnetHdr.LEN + MAX_SUPER > Layout.rxOutCap) return false;
+  const dst = Layout.rxOut + outPos;
+  memory.copy(dst, gro, VnetHdr.LEN + groLen);
+  gro = dst;
+  store<u32>(groDesc + OutPkt.OFFSET, <u32>dst);
+  groCopied = true;
+  return true;
+}
 /**
  * Whether the TCP segment at ip may extend the open super-packet: same addresses, ports, ACK, window and flags word
  * (but PSH), same options, same TOS/TTL/DF (IPv4) or first word and hop limit (IPv6), the next sequence number, and room.
@@ -128,53 +140,42 @@ function groCandidate(ip: usize, v6: bool, total: u32): bool {
 
 /** Delivers one validated inner packet: appended to the open super-packet, opening a new one, or on its own. */
 function deliver(ip: usize, v6: bool, total: u32): bool {
-  if (!Config.vnetHdr) {
-    const o = reserveOut(total);
-    if (o == 0) return false;
-    memory.copy(o, ip, total);
-    commitOut(total);
-    return true;
-  }
+  if (!Config.vnetHdr) return describe(ip, total);
   if (!groCandidate(ip, v6, total)) {
     flushGro();
-    const o = reserveOut(VnetHdr.LEN + total);
-    if (o == 0) return false;
-    VnetHdr.writeNone(o, 0);
-    memory.copy(o + VnetHdr.LEN, ip, total);
-    commitOut(VnetHdr.LEN + total);
-    return true;
+    VnetHdr.writeNone(ip - VnetHdr.LEN, 0);
+    return describe(ip - VnetHdr.LEN, VnetHdr.LEN + total);
   }
   const l4: u32 = v6 ? IPv6.HEADER_LEN : IPv4.MIN_HEADER_LEN;
   const t = ip + l4;
   const th = Tcp.headerLen(t);
   const payload = total - l4 - th;
-  if (continuesGro(ip, v6, l4, th, payload)) {
-    if (outPos + VnetHdr.LEN + groLen + payload > Layout.rxOutCap) return false;
-    memory.copy(gro + VnetHdr.LEN + groLen, ip + l4 + th, payload);
+  const flags = Tcp.flags(t);
+  if (continuesGro(ip, v6, l4, th, payload) && (groCopied || copyGroOut())) {
+    memory.copy(gro + VnetHdr.LEN + groLen, t + th, payload);
     groLen += payload;
     groNextSeq += payload;
     groSegments++;
-    if (payload < groMss || (Tcp.flags(t) & Tcp.PSH) != 0) groClosed = true;
-    if ((Tcp.flags(t) & Tcp.PSH) != 0) {
-      const open = gro + VnetHdr.LEN;
-      Tcp.setFlags(open + l4, Tcp.flags(open + l4) | Tcp.PSH);
+    if (payload < groMss || (flags & Tcp.PSH) != 0) groClosed = true;
+    if ((flags & Tcp.PSH) != 0) {
+      const open = gro + VnetHdr.LEN + l4;
+      Tcp.setFlags(open, Tcp.flags(open) | Tcp.PSH);
     }
     bump(C.RX_COALESCED);
     return true;
   }
   flushGro();
-  const o = reserveOut(VnetHdr.LEN + total);
-  if (o == 0) return false;
-  memory.copy(o + VnetHdr.LEN, ip, total);
-  gro = o;
+  if (!describe(ip - VnetHdr.LEN, VnetHdr.LEN + total)) return false;
+  gro = ip - VnetHdr.LEN;
   groDesc = Layout.rxOutDesc + <usize>(outCount - 1) * OutPkt.STRIDE;
+  groCopied = false;
   groV6 = v6;
   groLen = total;
   groHdrLen = l4 + th;
   groMss = payload;
   groNextSeq = Tcp.seq(t) + payload;
   groSegments = 1;
-  groClosed = (Tcp.flags(t) & Tcp.PSH) != 0;
+  groClosed = (flags & Tcp.PSH) != 0;
   return true;
 }
 

@@ -26,9 +26,9 @@ export function resetReplies(): void {
 function reserveReply(len: u32): usize {
   if (replyCount >= Layout.txReplyDescCap || replyPos + len > Layout.txRepliesCap) return 0;
   const d = Layout.txReplyDesc + <usize>replyCount * OutPkt.STRIDE;
-  store<u32>(d + OutPkt.OFFSET, replyPos);
-  store<u32>(d + OutPkt.LENGTH, len);
   const p = Layout.txReplies + replyPos;
+  store<u32>(d + OutPkt.OFFSET, <u32>p);
+  store<u32>(d + OutPkt.LENGTH, len);
   replyPos += (len + 7) & ~7;
   replyCount++;
   return p;

@@ -28,7 +28,7 @@ export namespace RxMsg {
 }
 
 export namespace OutPkt {
-  // One packet to write to the TUN device: offset into its data region and length (virtio_net_hdr included in vnet mode).
+  // One packet to write to the TUN device: its address in linear memory and length (virtio_net_hdr first in vnet mode).
   export const OFFSET: usize = 0;
   export const LENGTH: usize = 4;
   export const STRIDE: usize = 8;
@@ -78,7 +78,7 @@ export namespace Layout {
     rxSlots = rx;
     rxIn = region(<usize>rx * SLOT_SIZE);
     rxInDesc = region(<usize>rx * RxMsg.STRIDE);
-    // Decapsulation only shrinks datagrams (−22 bytes, +10 of virtio_net_hdr); up to 64 datagrams per message.
+    // Only super-packets are copied out; the rest are delivered in place. Up to 64 datagrams per message.
     rxOutCap = rx * <u32>SLOT_SIZE + 65536;
     rxOut = region(rxOutCap);
     rxOutDescCap = rx * 64 + 64;

@@ -47,6 +47,7 @@ export const VNET_HDR_LEN = 10;
 export const VXLAN_OVERHEAD = 22;
 export const TX_GROUP = { OFFSET: 0, LENGTH: 4, SEG_SIZE: 8, SEG_COUNT: 10, PEER: 12, SPORT: 14, STRIDE: 16 } as const;
 export const RX_MSG = { LENGTH: 0, SEG_SIZE: 4, SRC_ADDR: 8, STRIDE: 24 } as const;
+/** A packet for the TUN device: OFFSET is its absolute address in linear memory (decap delivers in place). */
 export const OUT_PKT = { OFFSET: 0, LENGTH: 4, STRIDE: 8 } as const;
 
 export const DEFAULT_WASM = new URL("../../build/weft.wasm", import.meta.url);
@@ -132,6 +133,17 @@ interface CoreExports {
   rxInDescAt(): number;
   rxOutAt(): number;
   rxOutDescAt(): number;
+  probeAt(): number;
+  inspectProbe(len: number, withVnet: number): number;
+  internetChecksum(p: number, len: number): number;
+}
+
+/** What the core's own parser makes of a packet (assembly/engine/inspect.ts). */
+export interface Inspection {
+  version: number; l3Len: number; totalLen: number; l4Proto: number; fragment: 0 | 1 | 2;
+  srcPort: number; dstPort: number; tcpSeq: number; tcpAck: number; tcpFlags: number; tcpHdrLen: number; udpLen: number;
+  ipChecksumOk: boolean;
+  vnet: { flags: number; gsoType: number; gsoSize: number; csumStart: number; csumOffset: number };
 }
 
 export class Core {
@@ -293,7 +305,7 @@ export class Core {
     const out: Uint8Array[] = [];
     for (let k = 0; k < this.exports.txReplyCount(); k++) {
       const d = this.at.txReplyDesc + k * OUT_PKT.STRIDE;
-      const off = this.at.txReplies + v.getUint32(d + OUT_PKT.OFFSET, true);
+      const off = v.getUint32(d + OUT_PKT.OFFSET, true);
       out.push(this.u8.slice(off, off + v.getUint32(d + OUT_PKT.LENGTH, true)));
     }
     return out;
@@ -328,12 +340,37 @@ export class Core {
   rxPacket(k: number): Uint8Array {
     const v = this.view;
     const d = this.at.rxOutDesc + k * OUT_PKT.STRIDE;
-    const off = this.at.rxOut + v.getUint32(d + OUT_PKT.OFFSET, true);
+    const off = v.getUint32(d + OUT_PKT.OFFSET, true);
     return this.u8.slice(off, off + v.getUint32(d + OUT_PKT.LENGTH, true));
   }
 
   rxPackets(n: number): Uint8Array[] {
     return Array.from({ length: n }, (_, k) => this.rxPacket(k));
+  }
+
+  // ---- diagnostics -------------------------------------------------------------------------------------------------------
+
+  /** Parses a packet with the core's own wire views; null when the core rejects it. */
+  inspect(packet: Uint8Array, withVnet = false): Inspection | null {
+    if (packet.length > SLOT_SIZE) return null;
+    const probe = this.exports.probeAt();
+    this.u8.set(packet, probe);
+    if (this.exports.inspectProbe(packet.length, withVnet ? 1 : 0) === 0) return null;
+    const v = this.view;
+    const f = (i: number) => v.getUint32(probe + SLOT_SIZE + 4 * i, true);
+    return {
+      version: f(0), l3Len: f(1), totalLen: f(2), l4Proto: f(3), fragment: f(4) as 0 | 1 | 2, srcPort: f(5), dstPort: f(6),
+      tcpSeq: f(7), tcpAck: f(8), tcpFlags: f(9), tcpHdrLen: f(10), udpLen: f(11), ipChecksumOk: f(12) === 1,
+      vnet: { flags: f(13), gsoType: f(14), gsoSize: f(15), csumStart: f(16), csumOffset: f(17) },
+    };
+  }
+
+  /** The core's Internet checksum of some bytes (the value a checksum field would hold). */
+  checksum(bytes: Uint8Array): number {
+    if (bytes.length > SLOT_SIZE) throw new Error("checksum input larger than a slot");
+    const probe = this.exports.probeAt();
+    this.u8.set(bytes, probe);
+    return this.exports.internetChecksum(probe, bytes.length);
   }
 
   // ---- counters ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what weft's build, tests and demo need when it is missing: Debian packages via apt-get, npm packages via npm ci.
+# Sourced by scripts/test.sh and scripts/demo.sh; safe to run again (it only installs what is absent).
+set -euo pipefail
+
+# command → Debian package that provides it
+declare -A WEFT_DEBIAN_PACKAGES=(
+  [ip]=iproute2
+  [tcpdump]=tcpdump
+  [ethtool]=ethtool
+  [ping]=iputils-ping
+  [iperf3]=iperf3
+  [cc]=build-essential
+)
+
+ensure_debian_packages() {
+  local missing=()
+  for cmd in "${!WEFT_DEBIAN_PACKAGES[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${WEFT_DEBIAN_PACKAGES[$cmd]}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "weft: missing Debian packages: ${missing[*]} — install them (as root: apt-get install ${missing[*]})" >&2
+    return 1
+  fi
+  echo "weft: installing missing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_node_modules() {
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "weft: installing npm dependencies (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+ensure_build() {
+  echo "weft: building (AssemblyScript core + TypeScript)"
+  npm run --silent build
+}
