@@ -179,9 +179,8 @@ function splitTcp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
   if (Config.mtu <= hdrLen) return tooBig(ip, total);
   const mss = min(gsoSize, Config.mtu - hdrLen);
   const payload = total - hdrLen;
-  if (payload <= mss) return emitWhole(ip, total, peer, sport, <i32>l4Off, <u32>Tcp.CHECKSUM);
-
-  const segments = (payload + mss - 1) / mss;
+  // The checksum is computed from scratch for every segment (even a lone one): the field may hold a partial sum.
+  const segments = max<u32>(1, (payload + mss - 1) / mss);
   if (!hasRoom(segments, segments * (<u32>Vxlan.OVERHEAD + hdrLen) + payload)) return -C.TX_DROP_NO_SPACE;
   const seq0 = Tcp.seq(tcp);
   const flags0 = Tcp.flags(tcp);
@@ -206,7 +205,7 @@ function splitTcp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
     store<u16>(t + Tcp.CHECKSUM, finish(sum));
     off += chunk;
   }
-  bump(C.TX_GSO_SPLIT);
+  if (segments > 1) bump(C.TX_GSO_SPLIT);
   return 0;
 }
 
@@ -217,11 +216,9 @@ function splitUdp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
   }
   const hdrLen = l4Off + Udp.HEADER_LEN;
   const payload = total - hdrLen;
-  if (payload <= gsoSize) return emitWhole(ip, total, peer, sport, <i32>l4Off, <u32>Udp.CHECKSUM);
   // Datagram boundaries belong to the application: a segment too big for the underlay cannot be re-cut.
-  if (hdrLen + gsoSize > Config.mtu) return tooBig(ip, hdrLen + gsoSize);
-
-  const segments = (payload + gsoSize - 1) / gsoSize;
+  if (hdrLen + min(gsoSize, payload) > Config.mtu) return tooBig(ip, total);
+  const segments = max<u32>(1, (payload + gsoSize - 1) / gsoSize);
   if (!hasRoom(segments, segments * (<u32>Vxlan.OVERHEAD + hdrLen) + payload)) return -C.TX_DROP_NO_SPACE;
   const ident0 = isV6 ? 0 : IPv4.ident(ip);
   const et = ethertype();
@@ -241,7 +238,7 @@ function splitUdp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
     store<u16>(u + Udp.CHECKSUM, c == 0 ? 0xffff : c); // RFC 768: a computed zero is sent as all ones
     off += chunk;
   }
-  bump(C.TX_GSO_SPLIT);
+  if (segments > 1) bump(C.TX_GSO_SPLIT);
   return 0;
 }
 

@@ -66,6 +66,7 @@ let slabCount: u32 = 0;
 
 // @ts-ignore: decorator
 @inline function highBits(n: i32): u64 {
+  if (n >= 64) return <u64>-1;
   return n <= 0 ? 0 : <u64>-1 << <u64>(64 - n);
 }
 
@@ -310,14 +311,33 @@ export function reserve6Prefixes(prefixes: u32): void {
   reserve6(prefixes);
 }
 
+/** Nodes an insert of the prefix would add: one per level from the first missing node down to where it ends. */
+function nodesNeeded(hi: u64, lo: u64, len: i32): u32 {
+  if (len <= 16) return 0;
+  const levels = <u32>(len - 16 + 5) / 6;
+  const entry = load<u32>(top + (<usize>(hi >>> 48) << 2));
+  if (!isPointer(entry)) return levels;
+  let node = nodeOf(entry);
+  let start = 16;
+  let present: u32 = 1;
+  while (len - start > 6) {
+    const s = slotAt(hi, lo, start);
+    const vec = load<u64>(node);
+    if ((vec & (<u64>1 << s)) == 0) break;
+    node = childAt(node, vec, s);
+    start += 6;
+    present++;
+  }
+  return levels - present;
+}
+
 /** Adds or replaces the prefix (host-order halves) → value. Host bits are ignored. 0, or a negative LPM_ERR_*. */
 export function insert6(hi: u64, lo: u64, len: i32, value: i32): i32 {
   if (<u32>len > 128) return LPM_ERR_LEN;
   if (<u32>value > MAX_VALUE) return LPM_ERR_VALUE;
   hi &= highBits(len);
   lo &= highBits(len - 64);
-  const worstCaseNodes = len <= 16 ? 0 : <u32>(len - 16 + 5) / 6;
-  if (nodesInUse + worstCaseNodes > maxNodes) return LPM_ERR_FULL;
+  if (nodesInUse + nodesNeeded(hi, lo, len) > maxNodes) return LPM_ERR_FULL;
   if (get6(hi, lo, len) < 0 && !hasRoom6()) return LPM_ERR_FULL;
   put6(hi, lo, len, <u32>value);
   setInsertOp(len, makeLeaf(len, <u32>value));

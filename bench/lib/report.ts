@@ -1,9 +1,9 @@
 // Shared by the benchmarks: table printing and result files under bench/results/.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { RESULTS_DIR } from "../../src/paths.js";
 
-export const RESULTS_DIR = fileURLToPath(new URL("../../../bench/results/", import.meta.url));
+export { RESULTS_DIR };
 
 export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
   const cells = [header, ...rows.map((r) => r.map(String))];

@@ -1,10 +1,11 @@
 // The TypeScript face of the WASM packet core: load an instance, configure it, feed it batches, read its counters.
 // The dataplane uses the raw regions (slot views, descriptor arrays) so syscalls land straight in WASM memory; tests and
 // tools use the convenience methods (txDatagrams, rxPackets, counters).
-import loader from "@assemblyscript/loader";
+import { instantiateSync } from "@assemblyscript/loader";
 import { readFileSync } from "node:fs";
 import { parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC } from "./addr.js";
 import { RouteTable4, RouteTable6 } from "./routes.js";
+import { CORE_WASM } from "../paths.js";
 
 export const COUNTER_NAMES = [
   "tx_packets_in",
@@ -50,7 +51,6 @@ export const RX_MSG = { LENGTH: 0, SEG_SIZE: 4, SRC_ADDR: 8, STRIDE: 24 } as con
 /** A packet for the TUN device: OFFSET is its absolute address in linear memory (decap delivers in place). */
 export const OUT_PKT = { OFFSET: 0, LENGTH: 4, STRIDE: 8 } as const;
 
-export const DEFAULT_WASM = new URL("../../build/weft.wasm", import.meta.url);
 
 export interface CoreOptions {
   maxPeers?: number;
@@ -117,8 +117,6 @@ interface CoreExports {
   peerCount(): number;
   encap(count: number): number;
   decap(count: number): number;
-  route4Init(maxChunks: number): void;
-  route6Init(maxNodes: number): void;
   countersAt(): number;
   counterCount(): number;
   peerCountersAt(): number;
@@ -170,10 +168,8 @@ export class Core {
     this.txSlots = opts.txSlots ?? 64;
     this.rxSlots = opts.rxSlots ?? 64;
     if (exports.engineInit(this.maxPeers, this.txSlots, this.rxSlots) !== 1) throw new Error("weft core: unexpected ABI version");
-    exports.route4Init(opts.route4Chunks ?? 4096);
-    exports.route6Init(opts.route6Nodes ?? 65536);
-    this.routes4 = new RouteTable4(exports, this.memory);
-    this.routes6 = new RouteTable6(exports, this.memory);
+    this.routes4 = new RouteTable4(exports, this.memory, { maxChunks: opts.route4Chunks ?? 4096 });
+    this.routes6 = new RouteTable6(exports, this.memory, { maxNodes: opts.route6Nodes ?? 65536 });
     this.at = {
       counters: exports.countersAt(), peerCounters: exports.peerCountersAt(), txIn: exports.txInAt(),
       txInLen: exports.txInLenAt(), txOut: exports.txOutAt(), txGroups: exports.txGroupsAt(), txReplies: exports.txRepliesAt(),
@@ -185,8 +181,8 @@ export class Core {
 
   /** Loads and initialises an instance. Synchronous: worker threads call it at start. */
   static load(opts: CoreOptions = {}): Core {
-    const bytes = readFileSync(opts.wasm ?? DEFAULT_WASM);
-    const { exports } = loader.instantiateSync<Record<string, unknown>>(bytes, {});
+    const bytes = readFileSync(opts.wasm ?? CORE_WASM);
+    const { exports } = instantiateSync<Record<string, unknown>>(bytes, {});
     return new Core(exports as unknown as CoreExports, opts);
   }
 
@@ -365,12 +361,13 @@ export class Core {
     };
   }
 
-  /** The core's Internet checksum of some bytes (the value a checksum field would hold). */
+  /** The core's Internet checksum of some bytes: the value a checksum field would hold, read big-endian. */
   checksum(bytes: Uint8Array): number {
     if (bytes.length > SLOT_SIZE) throw new Error("checksum input larger than a slot");
     const probe = this.exports.probeAt();
     this.u8.set(bytes, probe);
-    return this.exports.internetChecksum(probe, bytes.length);
+    const asStored = this.exports.internetChecksum(probe, bytes.length);
+    return ((asStored & 0xff) << 8) | (asStored >>> 8);
   }
 
   // ---- counters ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,272 @@
+// Longest-prefix-match benchmark: weft's WASM route tables against a plain TypeScript binary trie and arkime-iptrie
+// (native C binary trie, IPv4 + IPv6, string addresses), on the same seeded tables and keys, in one run.
+//   npm run build && node dist/bench/lpm.js        (LPM_WASM=path overrides build/weft.wasm)
+// Prints a table and writes bench/results/lpm.json.
+import { createRequire } from "node:module";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { formatIPv4, formatIPv6, RouteTable4, RouteTable6 } from "../src/core/routes.js";
+import { BGP4_MIX, bgpTable4, bgpTable6, clusterTable4, keys4, keys6, prng, Table4, Table6 } from "./lib/lpm-data.js";
+import { BinaryTrie4, BinaryTrie6 } from "./lib/lpm-trie.js";
+
+const KEYS = 1 << 20;
+const PACKAGE_KEYS = 1 << 18;
+const BATCH = 4096;
+
+interface IpTrie {
+  add(ip: string, len: number, value: unknown): void;
+  find(ip: string): unknown;
+}
+
+interface Row {
+  impl: string;
+  insertMs: number | null;
+  mlookupsPerSec: number;
+  memoryBytes: number | null;
+  memoryNote?: string;
+  lookups: number;
+  mismatches: number;
+}
+
+interface TableResult {
+  table: string;
+  prefixes: number;
+  keys: string;
+  rows: Row[];
+}
+
+const require = createRequire(import.meta.url);
+const wasmUrl = process.env.LPM_WASM
+  ? pathToFileURL(process.env.LPM_WASM)
+  : new URL("../../build/weft.wasm", import.meta.url);
+const resultsUrl = new URL("../../bench/results/lpm.json", import.meta.url);
+
+function loadCore(): { core: any; memory: WebAssembly.Memory } {
+  const module = new WebAssembly.Module(readFileSync(fileURLToPath(wasmUrl)));
+  const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.kind !== "function") continue;
+    imports[imp.module] ??= {};
+    imports[imp.module][imp.name] = () => {
+      throw new Error(`core called import ${imp.module}.${imp.name}`);
+    };
+  }
+  const core = new WebAssembly.Instance(module, imports).exports as any;
+  return { core, memory: core.memory as WebAssembly.Memory };
+}
+
+function millis(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** Best of `runs` timings after one warm-up run, as million lookups per second. */
+function rate(lookups: number, runs: number, fn: () => void): number {
+  fn();
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) best = Math.min(best, millis(fn));
+  return lookups / best / 1e3;
+}
+
+function rssNow(): number {
+  global.gc?.();
+  return process.memoryUsage().rss;
+}
+
+function mismatches(got: Int32Array, want: Int32Array, count: number): number {
+  let bad = 0;
+  for (let i = 0; i < count; i++) if (got[i] !== want[i]) bad++;
+  return bad;
+}
+
+function benchTable4(name: string, table: Table4, keys: Uint32Array, core: any, memory: WebAssembly.Memory,
+  keysPtr: number, outPtr: number): TableResult {
+  const n = keys.length;
+  const prefixes = table.addrs.length;
+  const rows: Row[] = [];
+
+  core.route4Init(1 << 18);
+  core.route4Reserve(prefixes);
+  const wasmInsert = millis(() => {
+    for (let i = 0; i < prefixes; i++) {
+      if (core.route4Insert(table.addrs[i], table.lens[i], table.values[i]) !== 0) throw new Error(`insert ${i} failed`);
+    }
+  });
+  const wasmMemory = core.route4MemoryBytes();
+  new Uint32Array(memory.buffer, keysPtr, n).set(keys);
+  const batch = rate(n, 5, () => {
+    for (let at = 0; at < n; at += BATCH) core.route4LookupBatch(keysPtr + at * 4, outPtr + at * 4, Math.min(BATCH, n - at));
+  });
+  const reference = new Int32Array(memory.buffer, outPtr, n).slice();
+  rows.push({ impl: "weft-wasm batch (keys in WASM memory)", insertMs: wasmInsert, mlookupsPerSec: batch,
+    memoryBytes: wasmMemory, memoryNote: `${core.route4Chunks()} chunks of 1 KiB`, lookups: n, mismatches: 0 });
+
+  const table4 = new RouteTable4(core, memory, { init: false });
+  const staged = new Int32Array(n);
+  const wrapped = rate(n, 3, () => table4.lookupBatch(keys, staged));
+  rows.push({ impl: "weft-wasm batch via RouteTable4 (copy in/out)", insertMs: null, mlookupsPerSec: wrapped,
+    memoryBytes: null, lookups: n, mismatches: mismatches(staged, reference, n) });
+
+  const single = new Int32Array(n);
+  const singleRate = rate(n, 3, () => {
+    for (let i = 0; i < n; i++) single[i] = core.route4Lookup(keys[i]);
+  });
+  rows.push({ impl: "weft-wasm single (one call per key)", insertMs: null, mlookupsPerSec: singleRate, memoryBytes: null,
+    lookups: n, mismatches: mismatches(single, reference, n) });
+
+  const trie = new BinaryTrie4();
+  const trieInsert = millis(() => {
+    for (let i = 0; i < prefixes; i++) trie.insert(table.addrs[i], table.lens[i], table.values[i]);
+  });
+  const trieOut = new Int32Array(n);
+  const trieRate = rate(n, 3, () => {
+    for (let i = 0; i < n; i++) trieOut[i] = trie.lookup(keys[i]);
+  });
+  rows.push({ impl: "TypeScript binary trie (bench/lib)", insertMs: trieInsert, mlookupsPerSec: trieRate,
+    memoryBytes: trie.memoryBytes, lookups: n, mismatches: mismatches(trieOut, reference, n) });
+
+  const { IPTrie } = require("arkime-iptrie") as { IPTrie: new () => IpTrie };
+  const names = Array.from(table.addrs, formatIPv4);
+  const rssBefore = rssNow();
+  const pkg = new IPTrie();
+  const pkgInsert = millis(() => {
+    for (let i = 0; i < prefixes; i++) pkg.add(names[i], table.lens[i], table.values[i]);
+  });
+  const pkgMemory = rssNow() - rssBefore;
+  const m = Math.min(n, PACKAGE_KEYS);
+  const keyNames = Array.from(keys.subarray(0, m), formatIPv4);
+  const pkgOut = new Int32Array(m);
+  const pkgRate = rate(m, 2, () => {
+    for (let i = 0; i < m; i++) pkgOut[i] = (pkg.find(keyNames[i]) as number | undefined) ?? -1;
+  });
+  rows.push({ impl: "arkime-iptrie (native C, string keys)", insertMs: pkgInsert, mlookupsPerSec: pkgRate,
+    memoryBytes: pkgMemory, memoryNote: "RSS growth while building (approximate)", lookups: m,
+    mismatches: mismatches(pkgOut, reference, m) });
+
+  return { table: name, prefixes, keys: "half inside a random inserted prefix (random host bits), half uniform over 0.0.0.0/0", rows };
+}
+
+function benchTable6(name: string, table: Table6, keys: Uint8Array, core: any, memory: WebAssembly.Memory,
+  keysPtr: number, outPtr: number): TableResult {
+  const n = keys.length / 16;
+  const prefixes = table.lens.length;
+  const rows: Row[] = [];
+  const scratch = core.lpmScratch();
+
+  core.route6Init(1 << 22);
+  core.route6Reserve(prefixes);
+  const wasmInsert = millis(() => {
+    for (let i = 0; i < prefixes; i++) {
+      new Uint8Array(memory.buffer, scratch, 16).set(table.addrs.subarray(i * 16, i * 16 + 16));
+      if (core.route6Insert(scratch, table.lens[i], table.values[i]) !== 0) throw new Error(`insert ${i} failed`);
+    }
+  });
+  const wasmMemory = core.route6MemoryBytes();
+  new Uint8Array(memory.buffer, keysPtr, n * 16).set(keys);
+  const batch = rate(n, 5, () => {
+    for (let at = 0; at < n; at += BATCH) core.route6LookupBatch(keysPtr + at * 16, outPtr + at * 4, Math.min(BATCH, n - at));
+  });
+  const reference = new Int32Array(memory.buffer, outPtr, n).slice();
+  rows.push({ impl: "weft-wasm batch (keys in WASM memory)", insertMs: wasmInsert, mlookupsPerSec: batch,
+    memoryBytes: wasmMemory, memoryNote: `${core.route6Nodes()} nodes of 24 bytes`, lookups: n, mismatches: 0 });
+
+  const table6 = new RouteTable6(core, memory, { init: false });
+  const staged = new Int32Array(n);
+  const wrapped = rate(n, 3, () => table6.lookupBatch(keys, staged));
+  rows.push({ impl: "weft-wasm batch via RouteTable6 (copy in/out)", insertMs: null, mlookupsPerSec: wrapped,
+    memoryBytes: null, lookups: n, mismatches: mismatches(staged, reference, n) });
+
+  const single = new Int32Array(n);
+  const singleRate = rate(n, 3, () => {
+    for (let i = 0; i < n; i++) single[i] = core.route6Lookup(keysPtr + i * 16);
+  });
+  rows.push({ impl: "weft-wasm single (one call per key)", insertMs: null, mlookupsPerSec: singleRate, memoryBytes: null,
+    lookups: n, mismatches: mismatches(single, reference, n) });
+
+  const toWords = (bytes: Uint8Array): Uint32Array => {
+    const words = new Uint32Array(bytes.length / 4);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < words.length; i++) words[i] = view.getUint32(i * 4);
+    return words;
+  };
+  const prefixWords = toWords(table.addrs);
+  const keyWords = toWords(keys);
+  const trie = new BinaryTrie6();
+  const trieInsert = millis(() => {
+    for (let i = 0; i < prefixes; i++) trie.insert(prefixWords, i * 4, table.lens[i], table.values[i]);
+  });
+  const trieOut = new Int32Array(n);
+  const trieRate = rate(n, 3, () => {
+    for (let i = 0; i < n; i++) trieOut[i] = trie.lookup(keyWords, i * 4);
+  });
+  rows.push({ impl: "TypeScript binary trie (bench/lib)", insertMs: trieInsert, mlookupsPerSec: trieRate,
+    memoryBytes: trie.memoryBytes, lookups: n, mismatches: mismatches(trieOut, reference, n) });
+
+  const { IPTrie } = require("arkime-iptrie") as { IPTrie: new () => IpTrie };
+  const names = Array.from({ length: prefixes }, (_, i) => formatIPv6(table.addrs.subarray(i * 16, i * 16 + 16)));
+  const rssBefore = rssNow();
+  const pkg = new IPTrie();
+  const pkgInsert = millis(() => {
+    for (let i = 0; i < prefixes; i++) pkg.add(names[i], table.lens[i], table.values[i]);
+  });
+  const pkgMemory = rssNow() - rssBefore;
+  const m = Math.min(n, PACKAGE_KEYS);
+  const keyNames = Array.from({ length: m }, (_, i) => formatIPv6(keys.subarray(i * 16, i * 16 + 16)));
+  const pkgOut = new Int32Array(m);
+  const pkgRate = rate(m, 2, () => {
+    for (let i = 0; i < m; i++) pkgOut[i] = (pkg.find(keyNames[i]) as number | undefined) ?? -1;
+  });
+  rows.push({ impl: "arkime-iptrie (native C, string keys)", insertMs: pkgInsert, mlookupsPerSec: pkgRate,
+    memoryBytes: pkgMemory, memoryNote: "RSS growth while building (approximate)", lookups: m,
+    mismatches: mismatches(pkgOut, reference, m) });
+
+  return { table: name, prefixes, keys: "half inside a random inserted prefix (random host bits), half uniform over 2000::/3", rows };
+}
+
+function print(results: TableResult[]): void {
+  const mb = (b: number | null) => (b === null ? "" : `${(b / 1048576).toFixed(1)} MiB`);
+  for (const r of results) {
+    console.log(`\n${r.table}: ${r.prefixes.toLocaleString("en")} prefixes; keys: ${r.keys}`);
+    console.log(`  ${"implementation".padEnd(48)}${"Mlookups/s".padStart(11)}${"insert ms".padStart(11)}${"memory".padStart(12)}  mismatches`);
+    for (const row of r.rows) {
+      console.log(`  ${row.impl.padEnd(48)}${row.mlookupsPerSec.toFixed(1).padStart(11)}` +
+        `${(row.insertMs === null ? "" : row.insertMs.toFixed(0)).padStart(11)}${mb(row.memoryBytes).padStart(12)}  ` +
+        `${row.mismatches}${row.lookups < KEYS ? ` (of ${row.lookups.toLocaleString("en")} keys)` : ""}`);
+    }
+  }
+}
+
+function main(): void {
+  const started = Date.now();
+  const { core, memory } = loadCore();
+  const keysPtr = core.lpmAlloc(KEYS * 16);
+  const outPtr = core.lpmAlloc(KEYS * 4);
+  const results: TableResult[] = [];
+
+  const cluster = clusterTable4(prng(1), 5000);
+  results.push(benchTable4("IPv4 cluster: 5,000 /24s in 10.0.0.0/8", cluster, keys4(prng(2), cluster, KEYS), core, memory, keysPtr, outPtr));
+  const bgp4 = bgpTable4(prng(3), 1_000_000);
+  results.push(benchTable4("IPv4 internet-sized: 1M prefixes, BGP-like mix", bgp4, keys4(prng(4), bgp4, KEYS), core, memory, keysPtr, outPtr));
+  core.route4Init(0);
+  const bgp6 = bgpTable6(prng(5), 200_000);
+  results.push(benchTable6("IPv6 internet-sized: 200k prefixes (/29../64, mostly /32../48)", bgp6, keys6(prng(6), bgp6, KEYS), core, memory, keysPtr, outPtr));
+
+  print(results);
+  const seconds = (Date.now() - started) / 1000;
+  console.log(`\n${cpus()[0]?.model ?? "cpu"} × ${cpus().length}, Node ${process.version}, ${seconds.toFixed(1)} s`);
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+    wasm: fileURLToPath(wasmUrl),
+    batch: BATCH,
+    ipv4Mix: Object.fromEntries(BGP4_MIX.map(([len, share]) => [`/${len}`, share])),
+    seconds,
+    results,
+  };
+  mkdirSync(new URL(".", resultsUrl), { recursive: true });
+  writeFileSync(resultsUrl, JSON.stringify(report, null, 2) + "\n");
+}
+
+main();

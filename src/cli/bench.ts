@@ -1,0 +1,14 @@
+// `weft bench`: the packet core's micro-benchmarks and the route-table benchmark, printed and written as JSON.
+import { runCoreBench } from "../../bench/core.js";
+import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
+
+export async function runBench(opts: { seconds: number; out?: string }): Promise<number> {
+  if (!(opts.seconds > 0)) {
+    console.error("weft bench: --seconds must be a positive number");
+    return 2;
+  }
+  const core = runCoreBench({ seconds: opts.seconds });
+  const file = writeResult("core", { date: new Date().toISOString(), node: process.version, ...core }, opts.out ?? RESULTS_DIR);
+  console.log(`\nwrote ${file}`);
+  return 0;
+}
