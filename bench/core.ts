@@ -1,6 +1,6 @@
 // Micro-benchmarks of the packet core, single thread: encap and decap packets/s at 64, 512 and 1450 bytes, TSO split of a
 // 64 KiB super-packet, GRO of the segments back into one. Two cores stand for two nodes; every figure comes from one run.
-import { Core, SLOT_SIZE, type Identity } from "../src/core/index.js";
+import { Core, type Identity } from "../src/core/index.js";
 import { tcpSuper4, udp4 } from "../src/core/synth.js";
 import { fmtRate, measure, printTable } from "./lib/report.js";
 
@@ -24,17 +24,6 @@ function node(self: typeof NODE1, peer: typeof NODE1, vnetHdr: boolean): Core {
   return core;
 }
 
-/** Moves the groups of the last encap on `from` into RX slots of `to`, one UDP_GRO-style message per group. */
-function deliver(from: Core, groups: number, to: Core, source: string): number {
-  const u8 = from.u8;
-  for (let g = 0; g < groups; g++) {
-    const grp = from.txGroup(g);
-    to.u8.set(u8.subarray(from.at.txOut + grp.offset, from.at.txOut + grp.offset + grp.length), to.at.rxIn + g * SLOT_SIZE);
-    to.setRxMessage(g, grp.length, grp.segCount > 1 ? grp.segSize : 0, source);
-  }
-  return groups;
-}
-
 export function runCoreBench(opts: { seconds: number; quiet?: boolean }): CoreBenchResult {
   const a = node(NODE1, NODE2, false);
   const b = node(NODE2, NODE1, false);
@@ -45,10 +34,9 @@ export function runCoreBench(opts: { seconds: number; quiet?: boolean }): CoreBe
       a.txSlot(i).set(pkt);
       a.setTxLength(i, pkt.length);
     }
-    const groups = a.exports.encap(BATCH);
     const encapPps = BATCH * measure(opts.seconds, () => a.exports.encap(BATCH));
-    const messages = deliver(a, a.exports.encap(BATCH), b, NODE1.underlay);
-    if (b.exports.decap(messages) !== BATCH) throw new Error(`decap delivered the wrong number of packets (${groups} groups)`);
+    const messages = a.exports.encap(BATCH);
+    if (a.forwardTo(b, messages, NODE1.underlay) !== BATCH) throw new Error("decap delivered the wrong number of packets");
     const decapPps = BATCH * measure(opts.seconds, () => b.exports.decap(messages));
     const encapDecapPps = 1 / (1 / encapPps + 1 / decapPps);
     packetSizes.push({ size, encapPps, decapPps, encapDecapPps, gbitPerSec: (encapDecapPps * size * 8) / 1e9 });
@@ -64,8 +52,8 @@ export function runCoreBench(opts: { seconds: number; quiet?: boolean }): CoreBe
   const groups = tx.exports.encap(1);
   const segments = Math.ceil(payloadLen / mss);
   const splitPerSec = measure(opts.seconds, () => tx.exports.encap(1));
-  const messages = deliver(tx, groups, rx, NODE1.underlay);
-  if (rx.exports.decap(messages) !== 1) throw new Error("GRO did not coalesce the split super-packet into one");
+  if (tx.forwardTo(rx, groups, NODE1.underlay) !== 1) throw new Error("GRO did not coalesce the split super-packet into one");
+  const messages = groups;
   const groPerSec = measure(opts.seconds, () => rx.exports.decap(messages));
   const result: CoreBenchResult = {
     packetSizes,

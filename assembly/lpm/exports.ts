@@ -6,7 +6,7 @@
 
 import { LPM_ERR_RANGE, allocAligned, inMemory } from "./common";
 import {
-  chunkCount4, delete4, init4, insert4, lookup4, lookupBatch4, memoryBytes4, reserve4Prefixes, routeCount4,
+  chunkBytes4, chunkCount4, compact4, delete4, init4, insert4, lookup4, lookupBatch4, memoryBytes4, reserve4Prefixes, routeCount4,
 } from "./ipv4";
 import {
   delete6, init6, insert6, lookup6, lookupBatch6, memoryBytes6, nodeCount6, reserve6Prefixes, routeCount6,
@@ -48,6 +48,16 @@ export function route4Count(): u32 {
 
 export function route4Chunks(): u32 {
   return chunkCount4();
+}
+
+/** Packs the IPv4 chunks together (after bulk loads or heavy churn) so lookups touch fewer pages. */
+export function route4Compact(): void {
+  compact4();
+}
+
+/** Bytes of chunks in use: with level 1, what lookups can touch. */
+export function route4ChunkBytes(): u32 {
+  return chunkBytes4();
 }
 
 export function route4MemoryBytes(): u32 {

@@ -15,26 +15,25 @@
 // Updates work on a node's expanded view (64 leaves), exactly like ipv4.ts: insert overwrites shorter-or-equal leaves in
 // its range, delete restores the covering prefix (from prefixset6.ts) where its own leaves are, then the node is
 // re-compressed; a node that became a single leaf of a prefix no longer than the node's start is folded into its parent.
-// Children and leaf blocks move when their counts change; they come from per-size free lists carved from 256 KiB
-// slabs, so memory is reused under churn. Bounded: `maxNodes` nodes (24 bytes each), each with at most 64 leaves.
+// Children and leaf blocks move when their counts change; they come from a BlockPool (pool.ts: per-size free lists
+// over 256 KiB slabs), so memory is reused under churn. Bounded: `maxNodes` nodes (24 bytes each), each with at most
+// 64 leaves (4 bytes each), plus the 256 KiB direct table, plus the prefix set (24 bytes a slot, load <= 3/4).
 // Measured: see the header of bench/lpm.ts and bench/results/lpm.json.
 
 import {
   LPM_ABSENT, LPM_ERR_FULL, LPM_ERR_LEN, LPM_ERR_VALUE, LPM_OK, MAX_VALUE, NOT_A_LEAF, POINTER,
   allocAligned, applyOp, depthTag, leafValue, makeLeaf, setDeleteOp, setInsertOp,
 } from "./common";
+import { BlockPool } from "./pool";
 import { clear6, count6, get6, hasRoom6, put6, remove6, reserve6, setBytes6 } from "./prefixset6";
 
 const TOP_ENTRIES: usize = 65536;
 const NODE_BYTES: usize = 24;
 const LEVELS: usize = 19;
-const SLAB_BYTES: usize = 256 << 10;
-const SLAB_HEADER: usize = 16;
-const SIZE_CLASSES: usize = 64 * NODE_BYTES / 8 + 1;
 
 const top: usize = allocAligned(TOP_ENTRIES << 2, 64);
-/** Heads of the free lists, one per block size in 8-byte units. */
-const freeLists: usize = allocAligned(SIZE_CLASSES << 2, 16);
+/** Node blocks (24 bytes a node) and leaf blocks (4 bytes a leaf, padded to 8), in 8-byte units. */
+const blocks = new BlockPool(3, 64 * 3, 256 << 10);
 /** One 64-leaf expanded view per trie level (updates recurse at most LEVELS deep). */
 const expanded: usize = allocAligned(LEVELS << 8, 16);
 const runs: usize = allocAligned(64 << 2, 16);
@@ -43,11 +42,6 @@ const pathSlots: usize = allocAligned(LEVELS << 2, 16);
 
 let maxNodes: u32 = 0;
 let nodesInUse: u32 = 0;
-let firstSlab: usize = 0;
-let currentSlab: usize = 0;
-let slabCursor: usize = 0;
-let slabEnd: usize = 0;
-let slabCount: u32 = 0;
 
 // @ts-ignore: decorator
 @inline function isPointer(entry: u32): bool {
@@ -107,34 +101,11 @@ export function lookupBatch6(keys: usize, out: usize, n: u32): void {
 }
 
 function allocBlock(bytes: usize): usize {
-  const head = freeLists + ((bytes >>> 3) << 2);
-  const free = load<usize>(head);
-  if (free != 0) {
-    store<usize>(head, load<usize>(free));
-    return free;
-  }
-  if (slabCursor + bytes > slabEnd) {
-    let next = currentSlab != 0 ? load<usize>(currentSlab) : firstSlab;
-    if (next == 0) {
-      next = heap.alloc(SLAB_BYTES);
-      store<usize>(next, 0);
-      if (currentSlab != 0) store<usize>(currentSlab, next);
-      else firstSlab = next;
-      slabCount++;
-    }
-    currentSlab = next;
-    slabCursor = next + SLAB_HEADER;
-    slabEnd = next + SLAB_BYTES;
-  }
-  const block = slabCursor;
-  slabCursor += bytes;
-  return block;
+  return blocks.alloc(<u32>(bytes >>> 3));
 }
 
 function freeBlock(block: usize, bytes: usize): void {
-  const head = freeLists + ((bytes >>> 3) << 2);
-  store<usize>(block, load<usize>(head));
-  store<usize>(head, block);
+  blocks.free(block, <u32>(bytes >>> 3));
 }
 
 /** Makes `node` a childless node whose 64 slots all hold `leaf`. */
@@ -298,12 +269,9 @@ function applyTop(index: u32): void {
 /** Clears the table and bounds it to `nodes` trie nodes. */
 export function init6(nodes: u32): void {
   memory.fill(top, 0, TOP_ENTRIES << 2);
-  memory.fill(freeLists, 0, SIZE_CLASSES << 2);
+  blocks.reset();
   maxNodes = nodes;
   nodesInUse = 0;
-  currentSlab = 0;
-  slabCursor = 0;
-  slabEnd = 0;
   clear6();
 }
 
@@ -447,5 +415,5 @@ export function nodeCount6(): u32 {
 
 /** Bytes this table holds: the direct table, every slab taken for nodes and leaves, and the prefix set. */
 export function memoryBytes6(): u32 {
-  return <u32>((TOP_ENTRIES << 2) + <usize>slabCount * SLAB_BYTES + setBytes6());
+  return <u32>((TOP_ENTRIES << 2) + blocks.reservedBytes() + setBytes6());
 }

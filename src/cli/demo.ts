@@ -1,6 +1,6 @@
 // `weft demo`: until the agent runs a real overlay, the demo proves the packet core end to end in one process: two cores
 // stand for two nodes and exchange ICMP, UDP and a 64 KiB TCP burst (TSO split, UDP_SEGMENT grouping, UDP_GRO split, GRO).
-import { Core, SLOT_SIZE, type Counters } from "../core/index.js";
+import { Core, type Counters } from "../core/index.js";
 import { icmpEcho4, tcpSuper4, udp4 } from "../core/synth.js";
 import { runCoreBench } from "../../bench/core.js";
 
@@ -25,14 +25,7 @@ function connect(a: Node, b: Node, bSubnet: string): void {
 
 /** Sends packets from a to b through both cores; returns what b would write to its TUN device. */
 function send(a: Node, b: Node, packets: Uint8Array[]): Uint8Array[] {
-  const groups = a.core.encapPackets(packets);
-  for (let g = 0; g < groups; g++) {
-    const grp = a.core.txGroup(g);
-    const start = a.core.at.txOut + grp.offset;
-    b.core.u8.set(a.core.u8.subarray(start, start + grp.length), b.core.at.rxIn + g * SLOT_SIZE);
-    b.core.setRxMessage(g, grp.length, grp.segCount > 1 ? grp.segSize : 0, a.underlay);
-  }
-  return b.core.rxPackets(b.core.exports.decap(groups));
+  return b.core.rxPackets(a.core.forwardTo(b.core, a.core.encapPackets(packets), a.underlay));
 }
 
 function check(label: string, ok: boolean, detail: string): boolean {

@@ -307,6 +307,23 @@ export class Core {
     return out;
   }
 
+  /**
+   * A wire in memory: copies the groups of the last encap into `rx`'s RX slots, one message per group as UDP_GRO would
+   * deliver them, from underlay address `source`, and decapsulates them there. Returns rx's packet count. For the demo,
+   * the benchmarks and tests; the dataplane uses sockets.
+   */
+  forwardTo(rx: Core, groups: number, source: string): number {
+    if (groups > rx.rxSlots) throw new Error(`${groups} groups exceed ${rx.rxSlots} RX slots`);
+    const u8 = this.u8;
+    for (let g = 0; g < groups; g++) {
+      const grp = this.txGroup(g);
+      const start = this.at.txOut + grp.offset;
+      rx.u8.set(u8.subarray(start, start + grp.length), rx.at.rxIn + g * SLOT_SIZE);
+      rx.setRxMessage(g, grp.length, grp.segCount > 1 ? grp.segSize : 0, source);
+    }
+    return rx.exports.decap(groups);
+  }
+
   // ---- RX: VXLAN → TUN ---------------------------------------------------------------------------------------------------
 
   rxSlot(i: number): Uint8Array {

@@ -310,6 +310,7 @@ describe("IPv4 table (WASM core)", () => {
           expect(core.route4Insert(a, len, v)).toBe(0);
           ref.insert(a, len, v);
         }
+        if (op % 1000 === 999) core.route4Compact();
         if (op % 500 === 499) {
           check(probes());
           expect(core.route4Count()).toBe(ref.size);
@@ -322,6 +323,40 @@ describe("IPv4 table (WASM core)", () => {
       for (let i = 0; i < 2000; i++) expect(core.route4Lookup((rand() * 0x100000000) >>> 0)).toBe(-1);
     });
   }
+
+  it("compaction packs the chunks without changing any answer, and the table keeps working after it", () => {
+    const rand = prng(21);
+    core.route4Init(1 << 16);
+    const live: Array<[number, number]> = [];
+    for (let i = 0; i < 20000; i++) {
+      const len = 17 + Math.floor(rand() * 16);
+      const addr = ((0x0a000000 | ((rand() * 0x400000) >>> 0)) & mask4(len)) >>> 0;
+      expect(core.route4Insert(addr, len, i & 0xffff)).toBe(0);
+      live.push([addr, len]);
+      if (rand() < 0.3) {
+        const [a, l] = live.splice(Math.floor(rand() * live.length), 1)[0];
+        core.route4Delete(a, l);
+      }
+    }
+    const keys = Array.from({ length: 20000 }, (_, i) => (i % 2 ? (rand() * 0x100000000) >>> 0 : (0x0a000000 | ((rand() * 0x400000) >>> 0)) >>> 0));
+    const before = keys.map((k) => core.route4Lookup(k));
+    const chunkBytes = core.route4ChunkBytes();
+    const chunkCount = core.route4Chunks();
+    core.route4Compact();
+    expect(keys.map((k) => core.route4Lookup(k))).toEqual(before);
+    expect(core.route4ChunkBytes()).toBe(chunkBytes);
+    expect(core.route4Chunks()).toBe(chunkCount);
+    const reserved = core.route4MemoryBytes();
+    core.route4Compact();
+    expect(keys.map((k) => core.route4Lookup(k))).toEqual(before);
+    expect(core.route4Insert(parseIPv4("10.255.1.0"), 24, 77)).toBe(0);
+    expect(core.route4Lookup(parseIPv4("10.255.1.9"))).toBe(77);
+    expect(core.route4MemoryBytes()).toBe(reserved);
+    core.route4Delete(parseIPv4("10.255.1.0"), 24);
+    for (const [a, l] of live) core.route4Delete(a, l);
+    expect(core.route4Chunks()).toBe(0);
+    expect(core.route4ChunkBytes()).toBe(0);
+  });
 
   it("batch lookup agrees with single lookups, including a tail that is not a multiple of 8", () => {
     const rand = prng(99);
