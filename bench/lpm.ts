@@ -19,10 +19,15 @@ interface IpTrie {
   find(ip: string): unknown;
 }
 
+interface Rate {
+  best: number;
+  median: number;
+}
+
 interface Row {
   impl: string;
   insertMs: number | null;
-  mlookupsPerSec: number;
+  mlookupsPerSec: Rate;
   memoryBytes: number | null;
   memoryNote?: string;
   lookups: number;
@@ -62,12 +67,16 @@ function millis(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-/** Best of `runs` timings after one warm-up run, as million lookups per second. */
-function rate(lookups: number, runs: number, fn: () => void): number {
+/**
+ * Million lookups per second over `runs` timed runs after one warm-up: the best and the median. Memory-bound rates
+ * swing between runs on this VM (its kernel samples page accesses), so both are reported.
+ */
+function rate(lookups: number, runs: number, fn: () => void): Rate {
   fn();
-  let best = Infinity;
-  for (let i = 0; i < runs; i++) best = Math.min(best, millis(fn));
-  return lookups / best / 1e3;
+  const rates: number[] = [];
+  for (let i = 0; i < runs; i++) rates.push(lookups / millis(fn) / 1e3);
+  rates.sort((a, b) => a - b);
+  return { best: rates[rates.length - 1], median: rates[rates.length >> 1] };
 }
 
 function rssNow(): number {
@@ -98,10 +107,10 @@ function benchTable4(name: string, table: Table4, keys: Uint32Array, core: any, 
   const runBatch = () => {
     for (let at = 0; at < n; at += BATCH) core.route4LookupBatch(keysPtr + at * 4, outPtr + at * 4, Math.min(BATCH, n - at));
   };
-  const uncompacted = rate(n, 3, runBatch);
+  const uncompacted = rate(n, 7, runBatch);
   const uncompactedBytes = core.route4MemoryBytes();
   const compactMs = millis(() => core.route4Compact());
-  const batch = rate(n, 5, runBatch);
+  const batch = rate(n, 9, runBatch);
   const reference = new Int32Array(memory.buffer, outPtr, n).slice();
   const liveMiB = (core.route4ChunkBytes() / 1048576).toFixed(1);
   rows.push({ impl: "weft-wasm batch (keys in WASM memory)", insertMs: wasmInsert + compactMs, mlookupsPerSec: batch,
@@ -174,12 +183,14 @@ function benchTable6(name: string, table: Table6, keys: Uint8Array, core: any, m
   });
   const wasmMemory = core.route6MemoryBytes();
   new Uint8Array(memory.buffer, keysPtr, n * 16).set(keys);
-  const batch = rate(n, 5, () => {
+  const batch = rate(n, 9, () => {
     for (let at = 0; at < n; at += BATCH) core.route6LookupBatch(keysPtr + at * 16, outPtr + at * 4, Math.min(BATCH, n - at));
   });
   const reference = new Int32Array(memory.buffer, outPtr, n).slice();
   rows.push({ impl: "weft-wasm batch (keys in WASM memory)", insertMs: wasmInsert, mlookupsPerSec: batch,
-    memoryBytes: wasmMemory, memoryNote: `${core.route6Nodes()} nodes of 24 bytes`, lookups: n, mismatches: 0 });
+    memoryBytes: wasmMemory,
+    memoryNote: `${core.route6Nodes()} nodes of 24 bytes plus their leaves, the 256 KiB direct table and the prefix set`,
+    lookups: n, mismatches: 0 });
 
   const table6 = new RouteTable6(core, memory, { init: false });
   const staged = new Int32Array(n);
@@ -236,11 +247,13 @@ function benchTable6(name: string, table: Table6, keys: Uint8Array, core: any, m
 
 function print(results: TableResult[]): void {
   const mb = (b: number | null) => (b === null ? "" : `${(b / 1048576).toFixed(1)} MiB`);
+  const speed = (r: Rate) => `${r.best.toFixed(1)} / ${r.median.toFixed(1)}`;
   for (const r of results) {
     console.log(`\n${r.table}: ${r.prefixes.toLocaleString("en")} prefixes; keys: ${r.keys}`);
-    console.log(`  ${"implementation".padEnd(48)}${"Mlookups/s".padStart(11)}${"insert ms".padStart(11)}${"memory".padStart(12)}  mismatches`);
+    console.log(`  ${"implementation".padEnd(48)}${"Mlookups/s best / median".padStart(26)}${"insert ms".padStart(11)}` +
+      `${"memory".padStart(12)}  mismatches`);
     for (const row of r.rows) {
-      console.log(`  ${row.impl.padEnd(48)}${row.mlookupsPerSec.toFixed(1).padStart(11)}` +
+      console.log(`  ${row.impl.padEnd(48)}${speed(row.mlookupsPerSec).padStart(26)}` +
         `${(row.insertMs === null ? "" : row.insertMs.toFixed(0)).padStart(11)}${mb(row.memoryBytes).padStart(12)}  ` +
         `${row.mismatches}${row.lookups < KEYS ? ` (of ${row.lookups.toLocaleString("en")} keys)` : ""}`);
     }

@@ -12,6 +12,8 @@ export interface LpmExports {
   route4LookupBatch(keys: number, out: number, n: number): void;
   route4Count(): number;
   route4MemoryBytes(): number;
+  route4ChunkBytes(): number;
+  route4Compact(): void;
   route6Init(maxNodes: number): void;
   route6Reserve(prefixes: number): void;
   route6Insert(addr: number, len: number, value: number): number;
@@ -288,9 +290,22 @@ export class RouteTable4 {
     return this.core.route4Count();
   }
 
+  /**
+   * Packs the table's chunks together. Call it after loading many routes or after heavy churn: lookups on big tables
+   * are bound by how many pages they touch. Answers do not change.
+   */
+  compact(): void {
+    this.core.route4Compact();
+  }
+
   /** Bytes of WASM memory the table holds (direct table, chunk slabs, prefix set). */
   get memoryBytes(): number {
     return this.core.route4MemoryBytes();
+  }
+
+  /** Bytes of chunks in use: with the 256 KiB direct table, what lookups touch. */
+  get chunkBytes(): number {
+    return this.core.route4ChunkBytes();
   }
 }
 

@@ -592,6 +592,11 @@ describe("RouteTable4 / RouteTable6 (TypeScript face)", () => {
     expect(() => t.insert({ addr: 1, len: 40 }, 1)).toThrow(/0\.\.32/);
     expect(() => t.lookup("1.2.3")).toThrow(/IPv4/);
     expect(t.memoryBytes).toBeGreaterThan(256 * 1024);
+    const live = t.chunkBytes;
+    expect(live).toBeGreaterThan(0);
+    t.compact();
+    expect(t.chunkBytes).toBe(live);
+    expect([t.lookup("10.244.1.1"), t.lookup("10.244.7.1"), t.lookup("10.244.7.200"), t.lookup("8.8.8.8")]).toEqual([1, 1, 3, 4]);
   });
 
   it("reports a full pool as an error", () => {
