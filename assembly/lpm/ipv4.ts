@@ -24,6 +24,13 @@
 //
 // Bounded: at most `maxChunks` chunks of 48..1072 bytes, plus level 1 (256 KiB), plus the prefix set (8 bytes a slot,
 // load <= 3/4). Chunk memory comes from a BlockPool (pool.ts) and is reused after deletes, `compact4` and `init4`.
+//
+// Measured (bench/lpm.ts, 2-core AMD EPYC KVM, Node 20):
+//   5,000 /24s in 10/8:  0.6 MiB in all (256 chunks using ~50 KiB); batch lookups ~500 M/s.
+//   1M prefixes, BGP-like mix, distinct values: 36.0 MiB in all = 256 KiB level 1 + 16 MiB prefix set (2^21 slots)
+//   + 19.8 MiB of chunk slabs, of which 98,051 chunks use 11.1 MiB after `compact4` (the rest is free for reuse).
+//   Batch lookups on it: 68..117 M/s best-of-9 across runs (median 44..108); with 1 KiB plain chunks the same table
+//   took 113 MiB and ran at ~40 M/s. With under ~9 MiB of chunks (750k such prefixes) they ran at ~120 M/s.
 
 import {
   LPM_ABSENT, LPM_ERR_FULL, LPM_ERR_LEN, LPM_ERR_VALUE, LPM_OK, MAX_VALUE, POINTER,

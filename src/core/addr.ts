@@ -1,78 +1,75 @@
 // Address parsing shared by the core's face, the control plane and the tests. Errors name the offending text.
 
+/** "a.b.c.d" → u32 in host order (a<<24 | b<<16 | c<<8 | d). */
 export function parseIPv4(text: string): number {
   const parts = text.split(".");
-  if (parts.length !== 4) throw new Error(`not an IPv4 address: ${JSON.stringify(text)}`);
-  let v = 0;
+  if (parts.length !== 4) throw new Error(`invalid IPv4 address "${text}": expected four dotted decimal octets`);
+  let addr = 0;
   for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) throw new Error(`not an IPv4 address: ${JSON.stringify(text)}`);
-    v = v * 256 + Number(part);
+    if (!/^(0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) {
+      throw new Error(`invalid IPv4 address "${text}": octet "${part}" is not 0..255`);
+    }
+    addr = addr * 256 + Number(part);
   }
-  return v >>> 0;
+  return addr;
 }
 
-export function formatIPv4(v: number): string {
-  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+export function formatIPv4(addr: number): string {
+  return [addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255].join(".");
 }
 
-/** 16 bytes, network order. Accepts '::' compression and a trailing dotted quad. */
+/** An IPv6 address (RFC 4291 text forms: "::" compression, trailing dotted IPv4) → 16 bytes, network order. */
 export function parseIPv6(text: string): Uint8Array {
-  const bad = () => new Error(`not an IPv6 address: ${JSON.stringify(text)}`);
-  if (!/^[0-9a-fA-F:.]+$/.test(text) || text.split("::").length > 2) throw bad();
-  let groups: number[] = [];
-  const half = (s: string): number[] => {
-    if (s === "") return [];
-    const out: number[] = [];
-    const items = s.split(":");
-    items.forEach((item, i) => {
-      if (item.includes(".") && i === items.length - 1) {
-        const v4 = parseIPv4(item);
-        out.push(v4 >>> 16, v4 & 0xffff);
+  const bad = (why: string): never => {
+    throw new Error(`invalid IPv6 address "${text}": ${why}`);
+  };
+  const halves = text.split("::");
+  if (halves.length > 2) bad('"::" may appear only once');
+  const groupsOf = (part: string, endsAddress: boolean): number[] => {
+    if (part === "") return [];
+    const groups: number[] = [];
+    const pieces = part.split(":");
+    pieces.forEach((piece, i) => {
+      if (endsAddress && i === pieces.length - 1 && piece.includes(".")) {
+        const v4 = parseIPv4(piece);
+        groups.push(v4 >>> 16, v4 & 0xffff);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(piece)) {
+        groups.push(parseInt(piece, 16));
       } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(item)) throw bad();
-        out.push(parseInt(item, 16));
+        bad(`group "${piece}" is not 1-4 hex digits`);
       }
     });
-    return out;
+    return groups;
   };
-  if (text.includes("::")) {
-    const [head, tail] = text.split("::");
-    const h = half(head);
-    const t = half(tail);
-    if (h.length + t.length > 7) throw bad();
-    groups = [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
-  } else {
-    groups = half(text);
-    if (groups.length !== 8) throw bad();
-  }
+  const head = groupsOf(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? groupsOf(halves[1], true) : [];
+  if (halves.length === 1 && head.length !== 8) bad("expected 8 groups");
+  if (halves.length === 2 && head.length + tail.length > 7) bad('too many groups around "::"');
+  const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   const bytes = new Uint8Array(16);
   groups.forEach((g, i) => {
-    bytes[2 * i] = g >> 8;
-    bytes[2 * i + 1] = g & 255;
+    bytes[2 * i] = g >>> 8;
+    bytes[2 * i + 1] = g & 0xff;
   });
   return bytes;
 }
 
-/** RFC 5952 text: lower case, the longest run of two or more zero groups shortened to '::'. */
+/** 16 bytes → the RFC 5952 canonical text form. */
 export function formatIPv6(bytes: Uint8Array): string {
   const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  for (let i = 0; i < 8; i++) groups.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLen) {
       bestStart = i;
       bestLen = j - i;
     }
-    i = j;
+    i = j === i ? i + 1 : j;
   }
-  const hex = (g: number[]) => g.map((v) => v.toString(16)).join(":");
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
   if (bestStart < 0) return hex(groups);
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
@@ -142,4 +139,43 @@ export function cidrContains(outer: Cidr, inner: Cidr): boolean {
 
 export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
   return cidrContains(a, b) || cidrContains(b, a);
+}
+
+/** Address bytes (4 or 16, network order) as an unsigned integer, for arithmetic on subnets. */
+export function bytesToBigInt(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+export function bigIntToBytes(v: bigint, length: 4 | 16): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--) {
+    bytes[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return bytes;
+}
+
+/** Address bytes (4 or 16) as text. */
+export function formatIPBytes(bytes: Uint8Array): string {
+  return bytes.length === 4 ? formatIPv4(Number(bytesToBigInt(bytes))) : formatIPv6(bytes);
+}
+
+/** How many /len subnets `outer` holds (len ≥ outer.len). */
+export function subnetCount(outer: Cidr, len: number): bigint {
+  return 1n << BigInt(len - outer.len);
+}
+
+/** The index-th /len subnet of `outer`, counting from 0 at outer's network address. */
+export function nthSubnet(outer: Cidr, len: number, index: bigint): Cidr {
+  const width = outer.family === 4 ? 32 : 128;
+  const start = bytesToBigInt(outer.bytes) + (index << BigInt(width - len));
+  return { family: outer.family, bytes: bigIntToBytes(start, outer.family === 4 ? 4 : 16), len };
+}
+
+/** The address n places after a CIDR's network address, as text (n = 1: the first host, our gateway). */
+export function nthAddress(c: Cidr, n: number | bigint): string {
+  const v = bytesToBigInt(c.bytes) + BigInt(n);
+  return formatIPBytes(bigIntToBytes(v, c.family === 4 ? 4 : 16));
 }

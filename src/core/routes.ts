@@ -2,6 +2,10 @@
 // and batch staging. Memory growth detaches ArrayBuffer views, so every view is re-derived from `memory.buffer`
 // whenever the buffer has changed (after inserts, deletes and allocations).
 
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./addr.js";
+
+export { formatIPv4, formatIPv6, parseIPv4, parseIPv6 };
+
 /** The subset of the core's exports these tables use. */
 export interface LpmExports {
   route4Init(maxChunks: number): void;
@@ -78,80 +82,6 @@ function parseLength(text: string, max: number, cidr: string): number {
     throw new Error(`invalid prefix length in "${cidr}": expected 0..${max}`);
   }
   return Number(text);
-}
-
-/** "a.b.c.d" → u32 in host order (a<<24 | b<<16 | c<<8 | d). */
-export function parseIPv4(text: string): number {
-  const parts = text.split(".");
-  if (parts.length !== 4) throw new Error(`invalid IPv4 address "${text}": expected four dotted decimal octets`);
-  let addr = 0;
-  for (const part of parts) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) {
-      throw new Error(`invalid IPv4 address "${text}": octet "${part}" is not 0..255`);
-    }
-    addr = addr * 256 + Number(part);
-  }
-  return addr;
-}
-
-export function formatIPv4(addr: number): string {
-  return [addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255].join(".");
-}
-
-/** An IPv6 address (RFC 4291 text forms: "::" compression, trailing dotted IPv4) → 16 bytes, network order. */
-export function parseIPv6(text: string): Uint8Array {
-  const bad = (why: string): never => {
-    throw new Error(`invalid IPv6 address "${text}": ${why}`);
-  };
-  const halves = text.split("::");
-  if (halves.length > 2) bad('"::" may appear only once');
-  const groupsOf = (part: string, endsAddress: boolean): number[] => {
-    if (part === "") return [];
-    const groups: number[] = [];
-    const pieces = part.split(":");
-    pieces.forEach((piece, i) => {
-      if (endsAddress && i === pieces.length - 1 && piece.includes(".")) {
-        const v4 = parseIPv4(piece);
-        groups.push(v4 >>> 16, v4 & 0xffff);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(piece)) {
-        groups.push(parseInt(piece, 16));
-      } else {
-        bad(`group "${piece}" is not 1-4 hex digits`);
-      }
-    });
-    return groups;
-  };
-  const head = groupsOf(halves[0], halves.length === 1);
-  const tail = halves.length === 2 ? groupsOf(halves[1], true) : [];
-  if (halves.length === 1 && head.length !== 8) bad("expected 8 groups");
-  if (halves.length === 2 && head.length + tail.length > 7) bad('too many groups around "::"');
-  const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    bytes[2 * i] = g >>> 8;
-    bytes[2 * i + 1] = g & 0xff;
-  });
-  return bytes;
-}
-
-/** 16 bytes → the RFC 5952 canonical text form. */
-export function formatIPv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
 
 /** "a.b.c.d/len" (or a bare address, meaning /32) → prefix. Host bits are kept; the table masks them. */
