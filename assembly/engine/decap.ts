@@ -1,7 +1,7 @@
 // RX: received UDP payloads (one datagram, or many glued by UDP_GRO) → validated, stripped inner IP packets for the TUN
 // device, consecutive TCP segments of one flow coalesced into super-packets with a virtio_net_hdr (DESIGN §3, GRO rules).
 import { bytesEqual } from "../wire/bytes";
-import { finish, fold, pseudo4, pseudo6, sumBytes } from "../wire/checksum";
+import { finish, fold, pseudo4, pseudo6, sumBytes, updateField16 } from "../wire/checksum";
 import { Ethernet } from "../wire/ethernet";
 import { IPv4 } from "../wire/ipv4";
 import { IPv6 } from "../wire/ipv6";
@@ -66,8 +66,10 @@ function flushGro(): void {
   if (groV6) {
     IPv6.setPayloadLen(ip, groLen - IPv6.HEADER_LEN);
   } else {
+    // Only the total length changed: RFC 1624 incremental update instead of re-summing the header.
+    const oldWord = load<u16>(ip + IPv4.TOTAL_LEN);
     IPv4.setTotalLen(ip, groLen);
-    IPv4.fillHeaderChecksum(ip);
+    updateField16(ip + IPv4.CHECKSUM, oldWord, load<u16>(ip + IPv4.TOTAL_LEN));
   }
   // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
   const ps = groV6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
