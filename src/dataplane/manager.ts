@@ -1,0 +1,101 @@
+// The main thread's side of the dataplane: starts one TX and one RX worker per TUN queue, tells them about peers, and keeps
+// the latest counters they report. Packets never touch this thread.
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { EventEmitter } from "node:events";
+import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
+
+const WORKER_URL = new URL("./worker.js", import.meta.url);
+
+interface Running {
+  worker: Worker;
+  control: MessagePort;
+  ready: Promise<void>;
+  stopped: Promise<void>;
+}
+
+export interface DataplaneStats {
+  counters: Record<string, number>;
+  peers: Map<number, PeerTotals>;
+  /** Packets per batch, recent batches: TX reads per encap, RX messages per decap. */
+  batches: { tx: number[]; rx: number[] };
+}
+
+export class Dataplane extends EventEmitter {
+  private readonly workers: Running[] = [];
+  private readonly counters = { tx: {} as Record<string, number>, rx: {} as Record<string, number> };
+  private readonly peerTotals = { tx: new Map<number, PeerTotals>(), rx: new Map<number, PeerTotals>() };
+  private readonly batches = { tx: [] as number[], rx: [] as number[] };
+  private readonly peers = new Map<number, PeerEntry>();
+
+  /** Starts the workers; resolves when both have loaded their cores and begun their loops. */
+  async start(common: Omit<WorkerInit, "role">): Promise<void> {
+    for (const role of ["tx", "rx"] as const) this.workers.push(this.spawn({ ...common, role }));
+    await Promise.all(this.workers.map((w) => w.ready));
+  }
+
+  private spawn(init: WorkerInit): Running {
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(WORKER_URL, { workerData: { init, control: port2 }, transferList: [port2] });
+    let readyResolve!: () => void;
+    let readyReject!: (e: Error) => void;
+    const ready = new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej)));
+    const stopped = new Promise<void>((res) => worker.once("exit", () => res()));
+    worker.on("message", (m: WorkerMessage) => {
+      if (m.type === "ready") readyResolve();
+      else if (m.type === "report") this.absorb(m);
+      else if (m.type === "error") {
+        readyReject(new Error(`${m.role} worker: ${m.message}`));
+        this.emit("error", new Error(`${m.role} worker: ${m.message}`));
+      }
+    });
+    worker.on("error", (err) => {
+      readyReject(err);
+      this.emit("error", err);
+    });
+    // Peers known before the worker started are replayed to it.
+    for (const peer of this.peers.values()) port1.postMessage({ type: "setPeer", peer } satisfies ControlMessage);
+    return { worker, control: port1, ready, stopped };
+  }
+
+  private absorb(m: Extract<WorkerMessage, { type: "report" }>): void {
+    this.counters[m.role] = m.counters;
+    this.peerTotals[m.role] = new Map(Object.entries(m.peers).map(([k, v]) => [Number(k), v]));
+    this.batches[m.role] = m.batches;
+    this.emit("report", m.role);
+  }
+
+  private broadcast(msg: ControlMessage): void {
+    for (const w of this.workers) w.control.postMessage(msg);
+  }
+
+  setPeer(peer: PeerEntry): void {
+    this.peers.set(peer.index, peer);
+    this.broadcast({ type: "setPeer", peer });
+  }
+
+  removePeer(peer: PeerEntry): void {
+    this.peers.delete(peer.index);
+    this.broadcast({ type: "removePeer", peer });
+  }
+
+  /** TX counters come from the TX worker's core, RX counters from the RX worker's. */
+  stats(): DataplaneStats {
+    const counters: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.counters.tx)) if (k.startsWith("tx_")) counters[k] = v;
+    for (const [k, v] of Object.entries(this.counters.rx)) if (k.startsWith("rx_")) counters[k] = v;
+    const peers = new Map<number, PeerTotals>();
+    for (const index of new Set([...this.peerTotals.tx.keys(), ...this.peerTotals.rx.keys()])) {
+      const t = this.peerTotals.tx.get(index);
+      const r = this.peerTotals.rx.get(index);
+      peers.set(index, { txPackets: t?.txPackets ?? 0, txBytes: t?.txBytes ?? 0, rxPackets: r?.rxPackets ?? 0, rxBytes: r?.rxBytes ?? 0 });
+    }
+    return { counters, peers, batches: { tx: this.batches.tx, rx: this.batches.rx } };
+  }
+
+  async stop(): Promise<void> {
+    this.broadcast({ type: "stop" });
+    const timeout = new Promise<void>((res) => setTimeout(res, 2000).unref());
+    await Promise.race([Promise.all(this.workers.map((w) => w.stopped)), timeout]);
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+  }
+}

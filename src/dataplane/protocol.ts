@@ -1,0 +1,49 @@
+// Messages between the agent's main thread and its dataplane workers. Control only: packets never cross threads.
+import type { Identity } from "../core/index.js";
+
+/** What a worker needs to start: its role, the file descriptors it drives, and how to configure its core. */
+export interface WorkerInit {
+  role: "tx" | "rx";
+  tunFd: number;
+  udpFd: number;
+  /** The UDP socket's address family (selects the sockaddr layout for sendmmsg/recvmmsg). */
+  udpFamily: 4 | 6;
+  /** The underlay port peers listen on (destination of every datagram we send). */
+  peerPort: number;
+  /** virtio_net_hdr on the TUN device; UDP_SEGMENT and UDP_GRO accepted by the socket. */
+  gso: boolean;
+  gro: boolean;
+  identity: Identity;
+  maxPeers: number;
+  batch: number;
+  /** How often the worker reports its counters to the main thread. */
+  reportMs: number;
+}
+
+/** A peer as the dataplane sees it: an index (the value in the route tables) and where to send. */
+export interface PeerEntry {
+  index: number;
+  nodeName: string;
+  address: string;
+  vtepMAC: string;
+  subnet?: string;
+  subnetV6?: string;
+}
+
+export type ControlMessage =
+  | { type: "setPeer"; peer: PeerEntry }
+  | { type: "removePeer"; peer: PeerEntry }
+  | { type: "stop" };
+
+export type WorkerMessage =
+  | { type: "ready"; role: "tx" | "rx" }
+  | { type: "report"; role: "tx" | "rx"; counters: Record<string, number>; peers: Record<number, PeerTotals>; batches: number[] }
+  | { type: "error"; role: "tx" | "rx"; message: string }
+  | { type: "stopped"; role: "tx" | "rx" };
+
+export interface PeerTotals {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+}

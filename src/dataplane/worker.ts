@@ -1,0 +1,170 @@
+// A dataplane worker thread: one loop, one WASM core, blocking in poll and otherwise running batches.
+//   tx: TUN → read until empty (≤ batch) → core.encap → one sendmmsg (UDP_SEGMENT per group) → ICMP errors back to TUN
+//   rx: UDP → one recvmmsg (UDP_GRO) → core.decap → one write per (super-)packet to TUN
+// Syscalls read and write WASM linear memory directly; JS touches only descriptors, once per message or group.
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
+import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP } from "../core/index.js";
+import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, pollFd } from "../sys/libc.js";
+import { MsgBatch } from "../sys/msgbatch.js";
+import { sockaddr } from "../sys/sockaddr.js";
+import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
+
+const POLL_MS = 50;
+/** Batch-size histogram buckets (upper bounds); the last one catches the rest. */
+export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
+
+const { init, control } = workerData as { init: WorkerInit; control: MessagePort };
+const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+
+const core = Core.load({ txSlots: init.batch, rxSlots: init.batch, maxPeers: init.maxPeers });
+core.configure(init.identity);
+const peers = new Map<number, { entry: PeerEntry; dest: Uint8Array }>();
+const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
+let base = nativeBase(core.memory.buffer);
+let buffer = core.memory.buffer;
+let running = true;
+
+const msgs = new MsgBatch({ capacity: init.batch, expandSegments: init.role === "tx" && !init.gso });
+
+/** Route inserts may grow WASM memory, which moves it: re-derive native addresses. */
+function refreshBase(): void {
+  if (core.memory.buffer === buffer) return;
+  buffer = core.memory.buffer;
+  base = nativeBase(buffer);
+  if (init.role === "rx") armReceive();
+}
+
+function armReceive(): void {
+  for (let i = 0; i < init.batch; i++) msgs.setBuffer(i, base + core.at.rxIn + i * SLOT_SIZE, SLOT_SIZE);
+}
+
+function recordBatch(n: number): void {
+  let b = 0;
+  while (b < BATCH_BUCKETS.length && n > BATCH_BUCKETS[b]) b++;
+  batchHistogram[b]++;
+}
+
+function setPeer(p: PeerEntry): void {
+  const old = peers.get(p.index);
+  if (old) removeRoutes(old.entry);
+  core.setPeer(p.index, { address: p.address, vtepMAC: p.vtepMAC });
+  if (p.subnet) core.routes4.insert(p.subnet, p.index);
+  if (p.subnetV6) core.routes6.insert(p.subnetV6, p.index);
+  peers.set(p.index, { entry: p, dest: sockaddr(init.udpFamily, p.address, init.peerPort) });
+}
+
+function removeRoutes(p: PeerEntry): void {
+  if (p.subnet) core.routes4.delete(p.subnet);
+  if (p.subnetV6) core.routes6.delete(p.subnetV6);
+}
+
+function removePeer(p: PeerEntry): void {
+  const old = peers.get(p.index);
+  if (!old) return;
+  removeRoutes(old.entry);
+  core.removePeer(p.index);
+  peers.delete(p.index);
+}
+
+function handleControl(): void {
+  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control)) {
+    const msg = m.message as ControlMessage;
+    try {
+      if (msg.type === "setPeer") setPeer(msg.peer);
+      else if (msg.type === "removePeer") removePeer(msg.peer);
+      else if (msg.type === "stop") running = false;
+    } catch (err) {
+      post({ type: "error", role: init.role, message: `peer ${JSON.stringify(msg)}: ${(err as Error).message}` });
+    }
+  }
+  refreshBase();
+}
+
+function report(): void {
+  const totals: Record<number, PeerTotals> = {};
+  for (const index of peers.keys()) totals[index] = core.peerCounters(index);
+  post({ type: "report", role: init.role, counters: core.counters(), peers: totals, batches: [...batchHistogram] });
+}
+
+// ---- TX -----------------------------------------------------------------------------------------------------------------
+
+function txBatch(): void {
+  const view = core.view;
+  let n = 0;
+  while (n < init.batch) {
+    const r = libc.read(init.tunFd, base + core.at.txIn + n * SLOT_SIZE, SLOT_SIZE);
+    if (r <= 0) {
+      if (r < 0 && lastErrno() !== EAGAIN) throw new SysError("read", lastErrno(), "TUN");
+      break;
+    }
+    view.setUint32(core.at.txInLen + 4 * n, r, true);
+    n++;
+  }
+  if (n === 0) return;
+  recordBatch(n);
+  const groups = core.exports.encap(n);
+  msgs.clear();
+  for (let g = 0; g < groups; g++) {
+    const d = core.at.txGroups + g * TX_GROUP.STRIDE;
+    const peer = peers.get(view.getUint16(d + TX_GROUP.PEER, true));
+    if (!peer) continue;
+    const segCount = view.getUint16(d + TX_GROUP.SEG_COUNT, true);
+    msgs.add(peer.dest, base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true), view.getUint32(d + TX_GROUP.LENGTH, true),
+      segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0);
+  }
+  if (msgs.count > 0) msgs.sendBatch(init.udpFd);
+  const replies = core.exports.txReplyCount();
+  for (let k = 0; k < replies; k++) {
+    const d = core.at.txReplyDesc + k * OUT_PKT.STRIDE;
+    libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true));
+  }
+}
+
+// ---- RX -----------------------------------------------------------------------------------------------------------------
+
+function rxBatch(): void {
+  const m = msgs.recvBatch(init.udpFd, init.batch, MSG_DONTWAIT);
+  if (m === 0) return;
+  recordBatch(m);
+  const view = core.view;
+  const u8 = core.u8;
+  for (let i = 0; i < m; i++) {
+    const d = core.at.rxInDesc + i * RX_MSG.STRIDE;
+    view.setUint32(d + RX_MSG.LENGTH, msgs.length(i), true);
+    view.setUint32(d + RX_MSG.SEG_SIZE, init.gro ? msgs.segmentSize(i) : 0, true);
+    msgs.copySource(i, u8, d + RX_MSG.SRC_ADDR);
+  }
+  const out = core.exports.decap(m);
+  for (let k = 0; k < out; k++) {
+    const d = core.at.rxOutDesc + k * OUT_PKT.STRIDE;
+    libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true));
+  }
+}
+
+// ---- the loop -----------------------------------------------------------------------------------------------------------
+
+function run(): void {
+  if (init.role === "rx") armReceive();
+  const fd = init.role === "tx" ? init.tunFd : init.udpFd;
+  const step = init.role === "tx" ? txBatch : rxBatch;
+  post({ type: "ready", role: init.role });
+  let nextReport = Date.now() + init.reportMs;
+  while (running) {
+    if (pollFd(fd, POLLIN, POLL_MS) !== 0) step();
+    handleControl();
+    const now = Date.now();
+    if (now >= nextReport) {
+      report();
+      nextReport = now + init.reportMs;
+    }
+  }
+  report();
+  post({ type: "stopped", role: init.role });
+}
+
+try {
+  handleControl();
+  run();
+} catch (err) {
+  post({ type: "error", role: init.role, message: err instanceof Error ? err.message : String(err) });
+}
