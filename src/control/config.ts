@@ -1,0 +1,391 @@
+// The agent's configuration (DESIGN §5): a JSON file plus flags, flags win. Everything is checked here, once, so the rest of
+// the agent works with a typed, canonical AgentConfig; every refusal names the key, what is wrong and what is expected.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname, networkInterfaces } from "node:os";
+import { resolve } from "node:path";
+import {
+  type Cidr, cidrContains, cidrToString, formatIPBytes, formatMAC, parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC,
+} from "../core/addr.js";
+
+export type RegistryConfig =
+  | { type: "file"; path: string }
+  | { type: "etcd"; endpoints: string[]; prefix: string }
+  | { type: "kube" };
+
+export interface AgentConfig {
+  nodeName: string;
+  /** Canonical text, host bits clear. Always IPv4; the IPv6 cluster network is clusterCIDRv6. */
+  clusterCIDR: string;
+  subnetLen: number;
+  /** Configured subnet; when absent the lease picks one. */
+  subnet?: string;
+  /** Underlay address (IPv4 or IPv6) the other nodes send VXLAN to. */
+  publicIP: string;
+  clusterCIDRv6?: string;
+  /** Present exactly when clusterCIDRv6 is. */
+  subnetLenV6?: number;
+  subnetV6?: string;
+  publicIPv6?: string;
+  vni: number;
+  port: number;
+  /** Lower-case colon form. */
+  vtepMAC: string;
+  /** True when vtepMAC was derived from nodeName rather than configured. */
+  vtepMACDerived: boolean;
+  device: string;
+  registry: RegistryConfig;
+  /** Absolute paths. */
+  socket: string;
+  stateDir: string;
+  /** Where /metrics and /healthz are served; port 0 picks a free port. */
+  metrics: { host: string; port: number };
+}
+
+export interface LoadOptions {
+  /** The machine's addresses; publicIP must be one of them. Defaults to os.networkInterfaces(). */
+  localAddresses?: () => string[];
+  /** Default nodeName. Defaults to os.hostname(). */
+  hostname?: () => string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly key: string, problem: string, expected?: string) {
+    super(`weft config: ${key}: ${problem}${expected ? `; expected ${expected}` : ""}`);
+    this.name = "ConfigError";
+  }
+}
+
+export const DEFAULTS = {
+  subnetLen: 24,
+  subnetLenV6: 64,
+  vni: 1,
+  port: 4789,
+  device: "weft0",
+  registryPath: "/etc/weft/peers.json",
+  etcdPrefix: "/weft",
+  socket: "/run/weft/weft.sock",
+  stateDir: "/var/lib/weft",
+  metrics: "127.0.0.1:9464",
+} as const;
+
+type Kind = "string" | "integer" | "object";
+const KEYS: Record<string, Kind> = {
+  nodeName: "string", clusterCIDR: "string", subnetLen: "integer", subnet: "string", publicIP: "string",
+  clusterCIDRv6: "string", subnetLenV6: "integer", subnetV6: "string", publicIPv6: "string",
+  vni: "integer", port: "integer", vtepMAC: "string", device: "string", registry: "object",
+  socket: "string", stateDir: "string", metrics: "string",
+};
+const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
+  file: ["type", "path"],
+  etcd: ["type", "endpoints", "prefix"],
+  kube: ["type"],
+};
+const MAX_VNI = 0xffffff;
+
+type Raw = Record<string, unknown>;
+
+/** Reads `file` (if given), overlays `flags` (undefined values ignored) and validates the result. */
+export function loadAgentConfig(file?: string, flags: Record<string, string | undefined> = {}, options: LoadOptions = {}): AgentConfig {
+  const raw = file === undefined ? {} : readConfigFile(file);
+  return validateAgentConfig(mergeFlags(raw, flags), options);
+}
+
+/** A stable VtepMAC for a node: the first six bytes of sha256(nodeName), locally administered, unicast. */
+export function deriveVtepMAC(nodeName: string): string {
+  const bytes = createHash("sha256").update(nodeName).digest().subarray(0, 6);
+  bytes[0] = (bytes[0] & 0xfe) | 0x02;
+  return formatMAC(bytes);
+}
+
+/** The machine's interface addresses (every family, loopback included). */
+export function machineAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+}
+
+function readConfigFile(file: string): Raw {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError("config", `cannot read ${file}: ${(e as Error).message}`, "a readable JSON file");
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError("config", `${file} is not valid JSON: ${(e as Error).message}`, "a JSON object");
+  }
+  if (!isObject(parsed)) throw new ConfigError("config", `${file} does not hold a JSON object`, "a JSON object of agent keys");
+  return parsed;
+}
+
+const squash = (name: string) => name.replace(/[-_]/g, "").toLowerCase();
+const KEY_BY_SQUASHED = new Map(Object.keys(KEYS).map((k) => [squash(k), k]));
+const REGISTRY_FLAGS = new Map([["registrytype", "type"], ["registrypath", "path"], ["registryendpoints", "endpoints"], ["registryprefix", "prefix"]]);
+
+/** Flag names are the keys in camelCase or kebab-case (`--node-name`, `--cluster-cidr`); registry keys are `--registry-*`. */
+function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Raw {
+  const out: Raw = { ...fileRaw };
+  const registryFlags: Raw = {};
+  for (const [flag, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    const squashed = squash(flag.replace(/^-+/, ""));
+    const registryKey = REGISTRY_FLAGS.get(squashed);
+    if (registryKey) {
+      registryFlags[registryKey] = registryKey === "endpoints" ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
+      continue;
+    }
+    const key = KEY_BY_SQUASHED.get(squashed);
+    if (!key) throw new ConfigError(flag, "unknown flag", `one of ${flagList()}`);
+    if (KEYS[key] === "object") {
+      throw new ConfigError(flag, "registry cannot be given as one flag", "--registry-type, --registry-path, --registry-endpoints, --registry-prefix");
+    }
+    out[key] = KEYS[key] === "integer" ? integerFlag(key, value) : value;
+  }
+  if (Object.keys(registryFlags).length > 0) {
+    const fileRegistry = isObject(fileRaw.registry) ? fileRaw.registry : {};
+    // A flag that switches the registry type starts from a fresh object: the file's keys belong to the other type.
+    const base = registryFlags.type !== undefined && registryFlags.type !== (fileRegistry.type ?? "file") ? {} : fileRegistry;
+    out.registry = { ...base, ...registryFlags };
+  }
+  return out;
+}
+
+function flagList(): string {
+  const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
+  return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), "--registry-type", "--registry-path", "--registry-endpoints", "--registry-prefix"].join(", ");
+}
+
+function integerFlag(key: string, value: string): number | string {
+  return /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+}
+
+export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentConfig {
+  for (const [key, value] of Object.entries(raw)) {
+    const kind = KEYS[key];
+    if (!kind) throw new ConfigError(key, "unknown key", `one of ${Object.keys(KEYS).join(", ")}`);
+    checkKind(key, value, kind);
+  }
+  const str = (key: string) => raw[key] as string | undefined;
+  const int = (key: string) => raw[key] as number | undefined;
+
+  const nodeName = checkNodeName(str("nodeName") ?? (options.hostname ?? hostname)());
+
+  if (str("clusterCIDR") === undefined) throw new ConfigError("clusterCIDR", "missing", "the cluster's IPv4 Pod network, e.g. 10.244.0.0/16");
+  const cluster = checkCIDR("clusterCIDR", str("clusterCIDR")!, 4);
+  const subnetLen = checkSubnetLen("subnetLen", int("subnetLen") ?? DEFAULTS.subnetLen, cluster, 30);
+  const subnet = str("subnet") === undefined ? undefined : checkSubnet("subnet", str("subnet")!, cluster, subnetLen, "clusterCIDR");
+
+  let cluster6: Cidr | undefined;
+  let subnetLenV6: number | undefined;
+  let subnetV6: string | undefined;
+  if (str("clusterCIDRv6") !== undefined) {
+    cluster6 = checkCIDR("clusterCIDRv6", str("clusterCIDRv6")!, 6);
+    subnetLenV6 = checkSubnetLen("subnetLenV6", int("subnetLenV6") ?? DEFAULTS.subnetLenV6, cluster6, 126);
+    if (str("subnetV6") !== undefined) subnetV6 = checkSubnet("subnetV6", str("subnetV6")!, cluster6, subnetLenV6, "clusterCIDRv6");
+  } else {
+    for (const key of ["subnetLenV6", "subnetV6"]) {
+      if (raw[key] !== undefined) throw new ConfigError(key, "given without clusterCIDRv6", "clusterCIDRv6 set as well (dual-stack)");
+    }
+  }
+
+  const local = (options.localAddresses ?? machineAddresses)();
+  const clusters = [cluster, ...(cluster6 ? [cluster6] : [])];
+  if (str("publicIP") === undefined) throw new ConfigError("publicIP", "missing", "this node's underlay address (IPv4 or IPv6) that peers send VXLAN to");
+  const publicIP = checkPublicIP("publicIP", str("publicIP")!, undefined, local, clusters);
+  const publicIPv6 = str("publicIPv6") === undefined ? undefined : checkPublicIP("publicIPv6", str("publicIPv6")!, 6, local, clusters);
+
+  const vni = checkRange("vni", int("vni") ?? DEFAULTS.vni, 0, MAX_VNI, "a VXLAN network identifier");
+  const port = checkRange("port", int("port") ?? DEFAULTS.port, 1, 65535, "a UDP port");
+  const vtepMAC = str("vtepMAC") === undefined ? deriveVtepMAC(nodeName) : checkVtepMAC(str("vtepMAC")!);
+
+  return {
+    nodeName,
+    clusterCIDR: cidrToString(cluster),
+    subnetLen,
+    ...(subnet !== undefined && { subnet }),
+    publicIP,
+    ...(cluster6 && { clusterCIDRv6: cidrToString(cluster6), subnetLenV6 }),
+    ...(subnetV6 !== undefined && { subnetV6 }),
+    ...(publicIPv6 !== undefined && { publicIPv6 }),
+    vni,
+    port,
+    vtepMAC,
+    vtepMACDerived: str("vtepMAC") === undefined,
+    device: checkDevice(str("device") ?? DEFAULTS.device),
+    registry: checkRegistry(raw.registry as Raw | undefined),
+    socket: checkPath("socket", str("socket") ?? DEFAULTS.socket),
+    stateDir: checkPath("stateDir", str("stateDir") ?? DEFAULTS.stateDir),
+    metrics: parseListenAddress("metrics", str("metrics") ?? DEFAULTS.metrics),
+  };
+}
+
+function isObject(v: unknown): v is Raw {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "an array" : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function checkKind(key: string, value: unknown, kind: Kind): void {
+  const ok = kind === "string" ? typeof value === "string"
+    : kind === "integer" ? typeof value === "number" && Number.isInteger(value)
+    : isObject(value);
+  if (!ok) throw new ConfigError(key, `got ${describe(value)}`, kind === "object" ? "a JSON object" : `a${kind === "integer" ? "n" : ""} ${kind}`);
+}
+
+function checkNodeName(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/.test(name)) {
+    throw new ConfigError("nodeName", `${JSON.stringify(name)} is not a valid node name`, "letters, digits, '.', '-', '_' (at most 253), starting and ending with a letter or digit");
+  }
+  return name;
+}
+
+function checkCIDR(key: string, text: string, family: 4 | 6): Cidr {
+  const example = family === 4 ? "10.244.0.0/16" : "fd00:10:244::/56";
+  let c: Cidr;
+  try {
+    c = parseCIDR(text);
+  } catch (e) {
+    throw new ConfigError(key, `${JSON.stringify(text)} is malformed (${(e as Error).message})`, `an IPv${family} CIDR such as ${example}`);
+  }
+  if (c.family !== family) {
+    const hint = family === 4 ? " (put the IPv6 network in clusterCIDRv6)" : "";
+    throw new ConfigError(key, `${text} is an IPv${c.family} CIDR${hint}`, `an IPv${family} CIDR such as ${example}`);
+  }
+  const addr = text.slice(0, text.indexOf("/"));
+  const unmasked = family === 4 ? parseIPAny(addr).subarray(12) : parseIPv6(addr);
+  if (unmasked.some((b, i) => b !== c.bytes[i])) {
+    throw new ConfigError(key, `${text} has host bits set`, `the network address, ${cidrToString(c)}`);
+  }
+  return c;
+}
+
+function checkSubnetLen(key: string, len: number, cluster: Cidr, max: number): number {
+  const clusterKey = cluster.family === 4 ? "clusterCIDR" : "clusterCIDRv6";
+  if (len <= cluster.len || len > max) {
+    const problem = len <= cluster.len
+      ? `${len} is not longer than ${clusterKey}'s prefix /${cluster.len}`
+      : `${len} leaves no room for a gateway and Pods`;
+    throw new ConfigError(key, problem, `an integer from ${cluster.len + 1} to ${max}`);
+  }
+  return len;
+}
+
+function checkSubnet(key: string, text: string, cluster: Cidr, len: number, clusterKey: string): string {
+  const c = checkCIDR(key, text, cluster.family);
+  const want = `a /${len} inside ${clusterKey} ${cidrToString(cluster)}`;
+  if (!cidrContains(cluster, c)) throw new ConfigError(key, `${text} is not inside ${clusterKey} ${cidrToString(cluster)}`, want);
+  if (c.len !== len) throw new ConfigError(key, `${text} is a /${c.len}, not a /${len} (${clusterKey === "clusterCIDR" ? "subnetLen" : "subnetLenV6"})`, want);
+  return cidrToString(c);
+}
+
+function checkPublicIP(key: string, text: string, family: 4 | 6 | undefined, local: string[], clusters: Cidr[]): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIPAny(text);
+  } catch {
+    throw new ConfigError(key, `${JSON.stringify(text)} is not an IP address`, family === 6 ? "an IPv6 address" : "an IPv4 or IPv6 address");
+  }
+  const isV6 = text.includes(":");
+  if (family === 6 && !isV6) throw new ConfigError(key, `${text} is an IPv4 address`, "an IPv6 address");
+  const asCidr: Cidr = isV6 ? { family: 6, bytes, len: 128 } : { family: 4, bytes: bytes.subarray(12), len: 32 };
+  const canonical = formatIPBytes(asCidr.bytes);
+  for (const c of clusters) {
+    if (cidrContains(c, asCidr)) {
+      throw new ConfigError(key, `${text} overlaps the Pod network ${cidrToString(c)}`, "an underlay address outside the cluster CIDRs");
+    }
+  }
+  if (!local.some((a) => sameAddress(a, bytes))) {
+    throw new ConfigError(key, `${text} is not an address of this machine`, `one of ${local.join(", ") || "(no addresses found)"}`);
+  }
+  return canonical;
+}
+
+function sameAddress(text: string, bytes: Uint8Array): boolean {
+  try {
+    const other = parseIPAny(text.replace(/%.*$/, ""));
+    return other.every((b, i) => b === bytes[i]);
+  } catch {
+    return false;
+  }
+}
+
+function checkRange(key: string, v: number, min: number, max: number, what: string): number {
+  if (v < min || v > max) throw new ConfigError(key, `${v} is out of range`, `${what}, an integer from ${min} to ${max}`);
+  return v;
+}
+
+function checkVtepMAC(text: string): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseMAC(text);
+  } catch {
+    throw new ConfigError("vtepMAC", `${JSON.stringify(text)} is not a MAC address`, "six colon-separated hex bytes, e.g. 02:5e:00:00:00:01");
+  }
+  if (bytes[0] & 1) throw new ConfigError("vtepMAC", `${text} is a multicast address`, "a unicast MAC (lowest bit of the first byte clear)");
+  if (bytes.every((b) => b === 0)) throw new ConfigError("vtepMAC", `${text} is the zero address`, "a unicast MAC such as 02:5e:00:00:00:01");
+  return formatMAC(bytes);
+}
+
+function checkDevice(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(name)) {
+    throw new ConfigError("device", `${JSON.stringify(name)} is not a valid interface name`, "1 to 15 letters, digits, '_', '.', '-'");
+  }
+  return name;
+}
+
+function checkPath(key: string, path: string): string {
+  if (path.length === 0 || path.includes("\0")) throw new ConfigError(key, `${JSON.stringify(path)} is not a usable path`, "a file system path");
+  return resolve(path);
+}
+
+function checkRegistry(raw: Raw | undefined): RegistryConfig {
+  const r: Raw = raw ?? {};
+  const type = r.type ?? "file";
+  if (typeof type !== "string" || !(type in REGISTRY_KEYS)) {
+    throw new ConfigError("registry.type", `unknown registry type ${JSON.stringify(type)}`, `one of ${Object.keys(REGISTRY_KEYS).join(", ")}`);
+  }
+  const allowed = REGISTRY_KEYS[type as RegistryConfig["type"]];
+  for (const key of Object.keys(r)) {
+    if (!allowed.includes(key)) throw new ConfigError(`registry.${key}`, `not a key of the ${type} registry`, `only ${allowed.join(", ")}`);
+  }
+  if (type === "file") {
+    if (r.path !== undefined && typeof r.path !== "string") throw new ConfigError("registry.path", `got ${describe(r.path)}`, "a string");
+    return { type, path: checkPath("registry.path", (r.path as string | undefined) ?? DEFAULTS.registryPath) };
+  }
+  if (type === "etcd") {
+    const endpoints = r.endpoints;
+    if (!Array.isArray(endpoints) || endpoints.length === 0) {
+      throw new ConfigError("registry.endpoints", `got ${endpoints === undefined ? "nothing" : describe(endpoints)}`, 'a non-empty list of URLs, e.g. ["http://127.0.0.1:2379"]');
+    }
+    for (const e of endpoints) {
+      if (typeof e !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(e)) {
+        throw new ConfigError("registry.endpoints", `${describe(e)} is not an endpoint URL`, "http://host:port or https://host:port");
+      }
+    }
+    const prefix = r.prefix ?? DEFAULTS.etcdPrefix;
+    if (typeof prefix !== "string" || !prefix.startsWith("/")) throw new ConfigError("registry.prefix", `got ${describe(prefix)}`, 'a key prefix starting with "/", e.g. /weft');
+    return { type, endpoints: endpoints as string[], prefix };
+  }
+  return { type: "kube" };
+}
+
+/** `host:port` or `[v6]:port`; port 0 asks the kernel for a free one. */
+export function parseListenAddress(key: string, text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
+  const expected = "host:port, e.g. 127.0.0.1:9464 or [::1]:9464";
+  if (!m) throw new ConfigError(key, `${JSON.stringify(text)} is not host:port`, expected);
+  const host = m[1] ?? m[2];
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(key, `port ${port} is out of range`, "a TCP port from 0 to 65535");
+  try {
+    if (m[1] !== undefined) parseIPv6(host);
+    else if (/^[\d.]+$/.test(host)) parseIPv4(host);
+  } catch {
+    throw new ConfigError(key, `${JSON.stringify(host)} is not a valid host`, expected);
+  }
+  return { host, port };
+}
