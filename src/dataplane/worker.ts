@@ -7,11 +7,10 @@ import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP } from "../core/index.js";
 import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, pollFd } from "../sys/libc.js";
 import { MsgBatch } from "../sys/msgbatch.js";
 import { sockaddr } from "../sys/sockaddr.js";
+import { BATCH_BUCKETS } from "./buckets.js";
 import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
 
 const POLL_MS = 50;
-/** Batch-size histogram buckets (upper bounds); the last one catches the rest. */
-export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 
 const { init, control } = workerData as { init: WorkerInit; control: MessagePort };
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
