@@ -34,7 +34,8 @@ export interface AgentStatus {
   device: string;
   mtu: number;
   offloads: { tun: string; udpSegment: boolean; udpGro: boolean };
-  peers: (PeerEntry & { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; lastSeen: string | null })[];
+  /** `live`: both dataplane workers have the peer's routes and address. */
+  peers: (PeerEntry & { live: boolean; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; lastSeen: string | null })[];
   counters: Record<string, number>;
 }
 
@@ -186,7 +187,7 @@ class Agent {
       peers: (this.peers?.entries() ?? []).map((p) => {
         const t = stats?.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
         const seen = this.lastSeen.get(p.index)?.at;
-        return { ...p, ...t, lastSeen: seen ? new Date(seen).toISOString() : null };
+        return { ...p, live: this.dataplane?.isLive(p.index) ?? false, ...t, lastSeen: seen ? new Date(seen).toISOString() : null };
       }),
       counters: stats?.counters ?? {},
     };

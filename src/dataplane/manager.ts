@@ -92,6 +92,11 @@ export class Dataplane extends EventEmitter {
     return { counters, peers, batches: { tx: this.batches.tx, rx: this.batches.rx } };
   }
 
+  /** Whether both workers have applied this peer (its index shows up in both reports). */
+  isLive(index: number): boolean {
+    return this.peerTotals.tx.has(index) && this.peerTotals.rx.has(index);
+  }
+
   async stop(): Promise<void> {
     this.broadcast({ type: "stop" });
     const timeout = new Promise<void>((res) => setTimeout(res, 2000).unref());

@@ -66,7 +66,8 @@ function removePeer(p: PeerEntry): void {
 }
 
 function handleControl(): void {
-  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control)) {
+  let applied = 0;
+  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control), applied++) {
     const msg = m.message as ControlMessage;
     try {
       if (msg.type === "setPeer") setPeer(msg.peer);
@@ -77,6 +78,8 @@ function handleControl(): void {
     }
   }
   refreshBase();
+  // Tell the main thread at once which peers are live here (status waits on it), not at the next periodic report.
+  if (applied > 0 && running) report();
 }
 
 function report(): void {

@@ -1,0 +1,292 @@
+// A two-node lab in network namespaces, for the demo, the benchmark and the integration tests: two "nodes" joined by a veth
+// underlay, one or more "Pods" per node wired like the CNI plugin wires them (ptp style), and the cross-node network in one
+// of three ways: weft agents, the kernel's VXLAN configured as flannel configures it, or plain routes (host-gw).
+// Everything is named with one prefix and removed by down(), also when a step failed half-way. Tooling may shell out to
+// `ip`; the agent never does.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { callAgent } from "../../src/control/api-server.js";
+import { PACKAGE_ROOT } from "../../src/paths.js";
+
+export type Mode = "weft" | "kernel-vxlan" | "routed" | "mixed";
+
+export interface LabOptions {
+  mode: Mode;
+  /** Pods per node (default 1). */
+  pods?: number;
+  /** VXLAN port (default 4789; "mixed" uses 8472, flannel's). */
+  port?: number;
+  /** Underlay MTU (default 1500). */
+  underlayMtu?: number;
+  /** Names start with this (default "wl" + 4 random hex digits). */
+  prefix?: string;
+  /** Extra agent config keys. */
+  agentConfig?: Record<string, unknown>;
+  log?: (line: string) => void;
+}
+
+export interface LabNode {
+  index: number;
+  ns: string;
+  underlayIP: string;
+  subnet: string;
+  vtepMAC: string;
+  /** weft nodes: the agent's socket, config file and log. */
+  socket?: string;
+  configFile?: string;
+  logFile?: string;
+  agent?: ChildProcess;
+}
+
+export interface LabPod {
+  ns: string;
+  node: number;
+  ip: string;
+  hostVeth: string;
+}
+
+const CLUSTER = "10.244.0.0/16";
+const UNDERLAY_NET = "192.168.200";
+
+export function sh(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", input: opts.input, timeout: opts.timeoutMs ?? 60_000, stdio: ["pipe", "pipe", "pipe"] });
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")}: ${(e.stderr || e.stdout || e.message).trim()}`);
+  }
+}
+
+export const ip = (...args: string[]) => sh("ip", args);
+
+export class Lab {
+  readonly prefix: string;
+  readonly mode: Mode;
+  readonly port: number;
+  readonly nodes: LabNode[] = [];
+  readonly pods: LabPod[] = [];
+  readonly dir: string;
+  readonly registryFile: string;
+  private readonly namespaces: string[] = [];
+  private readonly log: (line: string) => void;
+  private readonly exitHook = () => this.downSync();
+
+  constructor(private readonly opts: LabOptions) {
+    this.prefix = opts.prefix ?? `wl${randomBytes(2).toString("hex")}`;
+    this.mode = opts.mode;
+    this.port = opts.port ?? (opts.mode === "mixed" ? 8472 : 4789);
+    this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
+    this.registryFile = join(this.dir, "peers.json");
+    this.log = opts.log ?? (() => undefined);
+    process.once("exit", this.exitHook);
+  }
+
+  /** Builds the namespaces, links and the chosen cross-node network; resolves when Pods can reach each other. */
+  async up(): Promise<this> {
+    try {
+      this.buildUnderlay();
+      for (const node of this.nodes) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      if (this.mode === "routed") this.routeHostGw();
+      if (this.mode === "kernel-vxlan") this.nodes.forEach((n) => this.kernelVxlan(n));
+      if (this.mode === "mixed") this.kernelVxlan(this.nodes[0]);
+      if (this.mode === "weft" || this.mode === "mixed") await this.startAgents();
+      return this;
+    } catch (err) {
+      await this.down();
+      throw err;
+    }
+  }
+
+  private addNamespace(name: string): string {
+    ip("netns", "add", name);
+    this.namespaces.push(name);
+    ip("-n", name, "link", "set", "lo", "up");
+    return name;
+  }
+
+  private buildUnderlay(): void {
+    const mtu = String(this.opts.underlayMtu ?? 1500);
+    for (const index of [1, 2]) {
+      const ns = this.addNamespace(`${this.prefix}n${index}`);
+      this.nodes.push({ index, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet: `10.244.${index}.0/24`, vtepMAC: `02:5e:00:00:00:0${index}` });
+      sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    }
+    const [a, b] = this.nodes;
+    ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
+    for (const n of this.nodes) {
+      ip("-n", n.ns, "addr", "add", `${n.underlayIP}/24`, "dev", `${this.prefix}u${n.index}`);
+      ip("-n", n.ns, "link", "set", `${this.prefix}u${n.index}`, "up");
+    }
+    waitFor(() => this.nodes.every((n) => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP")), 5000, "underlay link up");
+  }
+
+  /** A Pod wired as the CNI plugin wires it: address /24, gw/32 scope link + default via gw; host side gw/32 + pod/32. */
+  private addPod(node: LabNode, p: number): void {
+    const ns = this.addNamespace(`${this.prefix}p${node.index}${String.fromCharCode(97 + p)}`);
+    const podIP = `10.244.${node.index}.${10 + p}`;
+    const gw = `10.244.${node.index}.1`;
+    const hostVeth = `${this.prefix}h${node.index}${String.fromCharCode(97 + p)}`;
+    ip("link", "add", hostVeth, "netns", node.ns, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    ip("-n", ns, "addr", "add", `${podIP}/24`, "dev", "eth0");
+    ip("-n", ns, "link", "set", "eth0", "up");
+    ip("-n", ns, "route", "add", `${gw}/32`, "dev", "eth0", "scope", "link");
+    ip("-n", ns, "route", "add", "default", "via", gw, "dev", "eth0");
+    ip("-n", node.ns, "link", "set", hostVeth, "up");
+    ip("-n", node.ns, "addr", "add", `${gw}/32`, "dev", hostVeth);
+    ip("-n", node.ns, "route", "add", `${podIP}/32`, "dev", hostVeth);
+    this.pods.push({ ns, node: node.index, ip: podIP, hostVeth });
+  }
+
+  private routeHostGw(): void {
+    for (const n of this.nodes) {
+      const other = this.nodes.find((o) => o !== n)!;
+      ip("-n", n.ns, "route", "add", other.subnet, "via", other.underlayIP);
+    }
+  }
+
+  /** The kernel's VXLAN exactly as flannel's vxlan backend sets it up (DESIGN §4). */
+  kernelVxlan(n: LabNode): void {
+    const dev = `${this.prefix}v${n.index}`;
+    const mtu = (this.opts.underlayMtu ?? 1500) - 50;
+    ip("-n", n.ns, "link", "add", dev, "type", "vxlan", "id", "1", "dstport", String(this.port), "nolearning", "local", n.underlayIP,
+      "dev", `${this.prefix}u${n.index}`);
+    ip("-n", n.ns, "link", "set", dev, "address", n.vtepMAC, "mtu", String(mtu), "up");
+    ip("-n", n.ns, "addr", "add", `10.244.${n.index}.0/32`, "dev", dev);
+    for (const other of this.nodes.filter((o) => o !== n)) this.kernelPeer(n, other);
+  }
+
+  /** neighbour <peer subnet .0> lladdr <peer VtepMAC>, FDB <peer VtepMAC> dst <peer publicIP>, route via .0 onlink. */
+  kernelPeer(n: LabNode, peer: LabNode): void {
+    const dev = `${this.prefix}v${n.index}`;
+    const gw = `10.244.${peer.index}.0`;
+    ip("-n", n.ns, "neigh", "replace", gw, "lladdr", peer.vtepMAC, "dev", dev, "nud", "permanent");
+    sh("bridge", ["-n", n.ns, "fdb", "append", peer.vtepMAC, "dev", dev, "dst", peer.underlayIP]);
+    ip("-n", n.ns, "route", "replace", peer.subnet, "via", gw, "dev", dev, "onlink");
+  }
+
+  private async startAgents(): Promise<void> {
+    const weftNodes = this.mode === "mixed" ? [this.nodes[1]] : this.nodes;
+    const records = this.mode === "mixed"
+      ? [{ nodeName: "kernel-node", publicIP: this.nodes[0].underlayIP, subnet: this.nodes[0].subnet, vtepMAC: this.nodes[0].vtepMAC, vni: 1 }]
+      : [];
+    writeFileSync(this.registryFile, JSON.stringify(records, null, 2));
+    for (const n of weftNodes) this.startAgent(n);
+    await Promise.all(weftNodes.map((n) => this.waitReady(n)));
+    if (this.mode === "mixed") {
+      // The kernel node learns the weft node's VtepMAC the way flannel would: from its record.
+      const weft = this.nodes[1];
+      const status = (await callAgent(weft.socket!, { op: "status" })) as { vtepMAC: string };
+      weft.vtepMAC = status.vtepMAC;
+      this.kernelPeer(this.nodes[0], weft);
+    }
+  }
+
+  startAgent(n: LabNode): void {
+    const dir = join(this.dir, `node${n.index}`);
+    mkdirSync(dir, { recursive: true });
+    n.socket = join(dir, "weft.sock");
+    n.configFile = join(dir, "agent.json");
+    n.logFile = join(dir, "agent.log");
+    const config = {
+      nodeName: `node${n.index}`,
+      clusterCIDR: CLUSTER,
+      subnet: n.subnet,
+      publicIP: n.underlayIP,
+      port: this.port,
+      vtepMAC: n.vtepMAC,
+      registry: { type: "file", path: this.registryFile },
+      socket: n.socket,
+      stateDir: join(dir, "state"),
+      metrics: "127.0.0.1:0",
+      ...this.opts.agentConfig,
+    };
+    writeFileSync(n.configFile, JSON.stringify(config, null, 2));
+    const out = createWriteStream(n.logFile, { flags: "a" });
+    n.agent = spawn("ip", ["netns", "exec", n.ns, process.execPath, join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n.configFile], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    n.agent.stdout!.pipe(out);
+    n.agent.stderr!.pipe(out);
+    this.log(`started weft agent on ${n.ns} (log ${n.logFile})`);
+  }
+
+  /** Resolves when the agent answers status as ready and knows every other node as a peer. */
+  async waitReady(n: LabNode, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      if (n.agent && n.agent.exitCode !== null) throw new Error(`weft agent on ${n.ns} exited with ${n.agent.exitCode}; see ${n.logFile}`);
+      try {
+        const s = (await callAgent(n.socket!, { op: "status" }, 2000)) as { ready: boolean; peers: { live: boolean }[] };
+        const live = s.peers.filter((p) => p.live).length;
+        if (s.ready && live >= this.nodes.length - 1) return;
+        last = `ready=${s.ready} live peers=${live}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await sleep(100);
+    }
+    throw new Error(`weft agent on ${n.ns} not ready after ${timeoutMs} ms (${last}); see ${n.logFile}`);
+  }
+
+  /** Stops an agent with a signal and waits for it to exit. */
+  async stopAgent(n: LabNode, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    const child = n.agent;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    // `ip netns exec` execs node in place, so the child's pid is the agent's.
+    const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
+    child.kill(signal);
+    return Promise.race([exited, sleep(10_000).then(() => {
+      child.kill("SIGKILL");
+      return null;
+    })]);
+  }
+
+  exec(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
+    return sh("ip", ["netns", "exec", ns, cmd, ...args], opts);
+  }
+
+  pod(node: number, p = 0): LabPod {
+    return this.pods.filter((x) => x.node === node)[p];
+  }
+
+  async down(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.stopAgent(n)));
+    this.downSync();
+  }
+
+  private downSync(): void {
+    for (const n of this.nodes) if (n.agent && n.agent.exitCode === null) n.agent.kill("SIGKILL");
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try {
+        sh("ip", ["netns", "pids", ns]).split(/\s+/).filter(Boolean).forEach((pid) => {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {
+            // already gone
+          }
+        });
+        ip("netns", "del", ns);
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    process.removeListener("exit", this.exitHook);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((res) => setTimeout(res, ms));
+}
+
+export function waitFor(check: () => boolean, timeoutMs: number, what: string): void {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    execFileSync("sleep", ["0.05"]);
+  }
+}
