@@ -1,16 +1,42 @@
-// `weft bench`: the packet core's micro-benchmarks and the route-table benchmark, printed and written as JSON.
+// `weft bench`: the two-node overlay benchmark (routed vs kernel VXLAN vs weft, iperf3 and ping), and on request the
+// packet core's micro-benchmarks and the route-table benchmark. Everything printed and written as JSON (+ SVG).
 import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
+import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
 import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
 
-export async function runBench(opts: { seconds: number; out?: string; lpm: boolean }): Promise<number> {
+export interface BenchOptions {
+  seconds: number;
+  out?: string;
+  overlay: boolean;
+  core: boolean;
+  lpm: boolean;
+  modes?: string;
+}
+
+export async function runBench(opts: BenchOptions): Promise<number> {
   if (!(opts.seconds > 0)) {
     console.error("weft bench: --seconds must be a positive number");
     return 2;
   }
-  const core = runCoreBench({ seconds: opts.seconds });
-  const file = writeResult("core", { date: new Date().toISOString(), node: process.version, ...core }, opts.out ?? RESULTS_DIR);
-  console.log(`\nwrote ${file}`);
-  if (opts.lpm) runLpmBench(opts.out ?? RESULTS_DIR);
+  const out = opts.out ?? RESULTS_DIR;
+  if (opts.overlay) {
+    if (process.getuid?.() !== 0) {
+      console.error("weft bench: the overlay benchmark builds network namespaces and needs root (or use --no-overlay --core)");
+      return 2;
+    }
+    const modes = opts.modes ? opts.modes.split(",").map((m) => m.trim()) : BENCH_MODES;
+    const bad = modes.filter((m) => !BENCH_MODES.includes(m as BenchMode));
+    if (bad.length) {
+      console.error(`weft bench: unknown mode ${bad.join(", ")}; expected some of ${BENCH_MODES.join(", ")}`);
+      return 2;
+    }
+    await runOverlayBench({ seconds: opts.seconds, out, modes: modes as BenchMode[] });
+  }
+  if (opts.core) {
+    const core = runCoreBench({ seconds: Math.min(opts.seconds, 2) });
+    console.log(`\nwrote ${writeResult("core", { date: new Date().toISOString(), node: process.version, ...core }, out)}`);
+  }
+  if (opts.lpm) runLpmBench(out);
   return 0;
 }

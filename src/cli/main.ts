@@ -48,13 +48,16 @@ program
 
 program
   .command("bench")
-  .description("measure the packet core (packets/s, TSO split, LPM lookups) and write JSON under bench/results/")
-  .option("--seconds <s>", "seconds per figure", "1")
-  .option("--out <dir>", "directory for the JSON results")
-  .option("--no-lpm", "skip the route-table benchmark (1M IPv4 / 200k IPv6 prefixes, ~30 s)")
-  .addHelpText("after", "\nExample:\n  weft bench --seconds 2 --out /tmp/weft-bench")
-  .action(async (opts: { seconds: string; out?: string; lpm: boolean }) => {
-    process.exitCode = await runBench({ seconds: Number(opts.seconds), out: opts.out, lpm: opts.lpm });
+  .description("benchmark Pod-to-Pod networking across two namespaced nodes: routed vs kernel VXLAN vs weft (iperf3, ping)")
+  .option("--seconds <s>", "seconds per iperf3 figure", "5")
+  .option("--out <dir>", "directory for the JSON and SVG results (default bench/results)")
+  .option("--modes <list>", "comma-separated subset of routed,kernel-vxlan,weft")
+  .option("--no-overlay", "skip the two-node benchmark")
+  .option("--core", "also run the packet core's micro-benchmarks (packets/s, TSO split, GRO)")
+  .option("--lpm", "also run the route-table benchmark (1M IPv4 / 200k IPv6 prefixes, ~30 s)")
+  .addHelpText("after", "\nNeeds root (network namespaces). Examples:\n  weft bench\n  weft bench --seconds 10 --core --out /tmp/weft-bench\n  weft bench --no-overlay --core --lpm")
+  .action(async (opts: { seconds: string; out?: string; modes?: string; overlay: boolean; core?: boolean; lpm?: boolean }) => {
+    process.exitCode = await runBench({ seconds: Number(opts.seconds), out: opts.out, modes: opts.modes, overlay: opts.overlay, core: !!opts.core, lpm: !!opts.lpm });
   });
 
 /** `--key value` / `--key=value` pairs after `weft agent`, for the config's keys (validated by the config loader). */
