@@ -12,6 +12,7 @@ import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage }
 
 const POLL_MS = 50;
 
+
 const { init, control } = workerData as { init: WorkerInit; control: MessagePort };
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 
@@ -22,6 +23,8 @@ const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
 let base = nativeBase(core.memory.buffer);
 let buffer = core.memory.buffer;
 let running = true;
+/** Failures of the syscalls around the core, reported with its counters. */
+const io = { tx_send_errors: 0, tx_send_stalls: 0, rx_tun_write_errors: 0, tx_tun_write_errors: 0 };
 
 const msgs = new MsgBatch({ capacity: init.batch, expandSegments: init.role === "tx" && !init.gso });
 
@@ -85,7 +88,7 @@ function handleControl(): void {
 function report(): void {
   const totals: Record<number, PeerTotals> = {};
   for (const index of peers.keys()) totals[index] = core.peerCounters(index);
-  post({ type: "report", role: init.role, counters: core.counters(), peers: totals, batches: [...batchHistogram] });
+  post({ type: "report", role: init.role, counters: { ...core.counters(), ...io }, peers: totals, batches: [...batchHistogram] });
 }
 
 // ---- TX -----------------------------------------------------------------------------------------------------------------
@@ -114,11 +117,18 @@ function txBatch(): void {
     msgs.add(peer.dest, base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true), view.getUint32(d + TX_GROUP.LENGTH, true),
       segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0);
   }
-  if (msgs.count > 0) msgs.sendBatch(init.udpFd);
+  if (msgs.count > 0) {
+    // A refused entry (EMSGSIZE, ENETUNREACH…) is skipped by sendBatch and counted here; a socket that stays full past
+    // the wait drops the rest of the batch, like a full qdisc would.
+    if (msgs.sendBatch(init.udpFd) < msgs.count) io.tx_send_stalls++;
+    io.tx_send_errors += msgs.failed;
+  }
   const replies = core.exports.txReplyCount();
   for (let k = 0; k < replies; k++) {
     const d = core.at.txReplyDesc + k * OUT_PKT.STRIDE;
-    libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true));
+    if (libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true)) < 0) {
+      io.tx_tun_write_errors++;
+    }
   }
 }
 
@@ -139,7 +149,9 @@ function rxBatch(): void {
   const out = core.exports.decap(m);
   for (let k = 0; k < out; k++) {
     const d = core.at.rxOutDesc + k * OUT_PKT.STRIDE;
-    libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true));
+    if (libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true)) < 0) {
+      io.rx_tun_write_errors++;
+    }
   }
 }
 
