@@ -39,8 +39,8 @@ program
 
 program
   .command("demo")
-  .description("run the packet core's self-check and micro-benchmarks")
-  .option("--seconds <s>", "seconds per benchmark figure", "0.5")
+  .description("two weft nodes in namespaces: Pods ping and talk TCP across the overlay, then the benchmark against kernel VXLAN")
+  .option("--seconds <s>", "seconds per iperf3 figure in the benchmark", "3")
   .addHelpText("after", "\nExample:\n  weft demo --seconds 1")
   .action(async (opts: { seconds: string }) => {
     process.exitCode = await runDemo({ seconds: Number(opts.seconds) });
