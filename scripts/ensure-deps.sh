@@ -10,6 +10,9 @@ declare -A WEFT_DEBIAN_PACKAGES=(
   [ethtool]=ethtool
   [ping]=iputils-ping
   [iperf3]=iperf3
+  [iptables]=iptables
+  [python3]=python3
+  [bridge]=iproute2
   [cc]=build-essential
 )
 

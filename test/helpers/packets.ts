@@ -398,17 +398,8 @@ export function virtioNetHdr(h: VirtioNetHdrOptions = {}): Uint8Array {
 }
 
 // ---------- deterministic randomness ----------
-/** mulberry32: small seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: small seeded PRNG returning floats in [0, 1) (the benchmarks' generator, one copy for all). */
+export { prng as mulberry32 } from "../../bench/lib/lpm-data.js";
 export function randomBytes(rng: () => number, n: number): Uint8Array {
   return Uint8Array.from({ length: n }, () => Math.floor(rng() * 256));
 }

@@ -1,6 +1,7 @@
 // Longest-prefix-match tables of the WASM core, checked against brute-force references on seeded random tables.
 // The module under test is build/weft.wasm when it is newer than assembly/lpm (and exports the tables), else
 // assembly/lpm/exports.ts compiled on its own to build/lpm-test.wasm. LPM_WASM=path forces a file.
+import { mulberry32 as prng } from "../helpers/packets.js";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -52,17 +53,6 @@ function instantiate(path: string): Core {
   return instance.exports as unknown as Core;
 }
 
-/** mulberry32: small, seeded, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sample<T>(rand: () => number, items: T[], n: number): T[] {
   if (items.length <= n) return items;
