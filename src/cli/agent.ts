@@ -1,6 +1,6 @@
 // `weft agent`: the node's overlay. Reads the config, leases a subnet, creates the TUN device and the underlay socket,
 // starts the dataplane workers, keeps peers in sync with the registry, and serves status and metrics.
-import { writeFileSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { nthAddress, parseCIDR } from "../core/addr.js";
 import { type AgentConfig, ConfigError, loadAgentConfig } from "../control/config.js";
@@ -111,6 +111,10 @@ class Agent {
     this.tun.setNonBlocking(true);
     if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
     linkSetMtu(this.tun.name, this.mtu);
+    // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
+    // core must drop as spoofed.
+    const ipv6Knob = `/proc/sys/net/ipv6/conf/${this.tun.name}/disable_ipv6`;
+    if (!rec.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
     addrAdd(this.tun.name, `${nthAddress(parseCIDR(rec.subnet), 0)}/32`);
     if (rec.subnetV6) addrAdd(this.tun.name, `${nthAddress(parseCIDR(rec.subnetV6), 0)}/128`, { nodad: true });
     linkSetUp(this.tun.name);
