@@ -4,6 +4,7 @@ import { runDemo } from "./demo.js";
 import { runBench } from "./bench.js";
 import { runAgent } from "./agent.js";
 import { runStatus } from "./status.js";
+import { runInstallCni } from "./install-cni.js";
 
 const program = new Command();
 program
@@ -35,6 +36,18 @@ program
   .addHelpText("after", "\nExample:\n  weft status\n  weft status --json --socket /run/weft/weft.sock")
   .action(async (opts: { json?: boolean; socket: string }) => {
     process.exitCode = await runStatus({ socket: opts.socket, json: !!opts.json });
+  });
+
+program
+  .command("install-cni")
+  .description("install the weft CNI plugin (static front end) and a weft → portmap conflist")
+  .option("--bin-dir <dir>", "CNI plugin directory", "/opt/cni/bin")
+  .option("--conf-dir <dir>", "CNI config directory", "/etc/cni/net.d")
+  .option("--socket <path>", "the agent's socket, written into the conflist", "/run/weft/weft.sock")
+  .option("--mtu <n>", "Pod MTU override written into the conflist (default: the agent's)")
+  .addHelpText("after", "\nRun `npm run build` first. Example:\n  sudo weft install-cni\n  sudo weft install-cni --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d --socket /run/weft/weft.sock")
+  .action(async (o: { binDir: string; confDir: string; socket: string; mtu?: string }) => {
+    process.exitCode = await runInstallCni({ binDir: o.binDir, confDir: o.confDir, socket: o.socket, mtu: o.mtu === undefined ? undefined : Number(o.mtu) });
   });
 
 program

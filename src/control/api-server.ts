@@ -4,7 +4,9 @@ import { chmodSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 
-export const MAX_REQUEST_BYTES = 64 * 1024;
+/** A CNI request carries the network config (with prevResult) JSON-escaped: the front end allows 1 MiB of stdin. */
+export const MAX_REQUEST_BYTES = 8 * 1024 * 1024;
+/** Time for the client to send its request line; after that the handler may take as long as it needs. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export type Handler = (request: Record<string, unknown>) => Promise<unknown> | unknown;
@@ -27,13 +29,14 @@ function serve(sock: Socket, handlers: Record<string, Handler>): void {
   sock.on("data", (chunk: string) => {
     buf += chunk;
     if (buf.length > MAX_REQUEST_BYTES) {
-      reply(sock, { ok: false, code: 4, error: `request larger than ${MAX_REQUEST_BYTES} bytes` });
+      reply(sock, { ok: false, code: 7, error: `request larger than ${MAX_REQUEST_BYTES} bytes` });
       sock.removeAllListeners("data");
       return;
     }
     const nl = buf.indexOf("\n");
     if (nl < 0) return;
     sock.removeAllListeners("data");
+    sock.setTimeout(0);
     void handle(buf.slice(0, nl), handlers).then((body) => reply(sock, body));
   });
 }

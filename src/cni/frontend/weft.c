@@ -1,0 +1,719 @@
+// weft's CNI front end: the small static binary a container runtime executes as the "weft" plugin (DESIGN §6).
+//
+// VERSION is answered here. Every other command is forwarded to the node's weft agent over its unix socket as one JSON
+// line, {"op":"cni","env":{CNI_*},"stdin":"<network config>"}, and the agent's one-line reply becomes stdout and the exit
+// status. A runtime calls this on every Pod start and stop, so it must never hang and never crash on odd input: every
+// buffer is fixed, every wait has a deadline, and every failure is a CNI error JSON on stdout (spec 1.1.0, "Error").
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET "/run/weft/weft.sock"
+#define DEFAULT_CNI_VERSION "1.1.0"
+#define SUPPORTED_VERSIONS "[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
+
+#define MAX_CONFIG_BYTES (1024 * 1024)
+#define MAX_REPLY_BYTES (4 * 1024 * 1024)
+#define CONNECT_TIMEOUT_MS 5000
+#define DEFAULT_REPLY_TIMEOUT_MS 60000
+#define MAX_REPLY_TIMEOUT_MS (60 * 60 * 1000)
+#define TIMEOUT_ENV "WEFT_CNI_TIMEOUT_MS"
+
+#define MAX_JSON_DEPTH 64
+#define MAX_KEY_BYTES 32
+#define MAX_VERSION_BYTES 64
+#define MAX_MESSAGE_BYTES 4096
+#define WRITER_BUFFER_BYTES 65536
+#define NO_DEADLINE (-1)
+
+// Well-known error codes of the CNI spec 1.1.0; 999 is "anything else".
+enum {
+  CNI_ERR_INVALID_ENV = 4,
+  CNI_ERR_IO = 5,
+  CNI_ERR_DECODE = 6,
+  CNI_ERR_INVALID_CONFIG = 7,
+  CNI_ERR_TRY_AGAIN_LATER = 11,
+  CNI_ERR_NOT_AVAILABLE = 50,
+  CNI_ERR_GENERIC = 999,
+};
+
+static const char *const FORWARDED_ENV[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"};
+static const char *const COMMANDS[] = {"ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+struct writer {
+  int fd;
+  int64_t deadline;  // CLOCK_MONOTONIC milliseconds, or NO_DEADLINE
+  int err;           // first errno seen; later writes are dropped
+  size_t len;
+  char buf[WRITER_BUFFER_BYTES];
+};
+
+// One byte more than each limit, to tell "exactly at the limit" from "over it".
+static char config[MAX_CONFIG_BYTES + 1];
+static char reply[MAX_REPLY_BYTES + 1];
+static struct writer out = {.fd = STDOUT_FILENO, .deadline = NO_DEADLINE};
+static struct writer request = {.fd = -1};
+
+// What error JSON and VERSION report as their cniVersion: the config's, once it is known.
+static char cni_version[MAX_VERSION_BYTES + 1] = DEFAULT_CNI_VERSION;
+
+/* ---------------------------------------------------------------------------------------------------------------- I/O */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Waits until fd is ready for `events`: 0, or -1 with errno (ETIMEDOUT once the deadline has passed).
+static int wait_ready(int fd, short events, int64_t deadline) {
+  for (;;) {
+    int timeout = -1;
+    if (deadline != NO_DEADLINE) {
+      int64_t left = deadline - now_ms();
+      if (left <= 0) {
+        errno = ETIMEDOUT;
+        return -1;
+      }
+      timeout = left > INT_MAX ? INT_MAX : (int)left;
+    }
+    struct pollfd p = {.fd = fd, .events = events};
+    int r = poll(&p, 1, timeout);
+    if (r > 0) return 0;  // readiness includes POLLERR/POLLHUP: the read or write that follows reports them
+    if (r < 0 && errno != EINTR) return -1;
+  }
+}
+
+static int write_all(int fd, const char *p, size_t n, int64_t deadline) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_ready(fd, POLLOUT, deadline) < 0) return -1;
+    } else {
+      if (w == 0) errno = EIO;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void writer_flush(struct writer *w) {
+  if (w->err == 0 && w->len > 0 && write_all(w->fd, w->buf, w->len, w->deadline) < 0) w->err = errno;
+  w->len = 0;
+}
+
+static void writer_bytes(struct writer *w, const char *p, size_t n) {
+  while (n > 0 && w->err == 0) {
+    if (w->len == sizeof w->buf) writer_flush(w);
+    size_t room = sizeof w->buf - w->len;
+    size_t take = n < room ? n : room;
+    memcpy(w->buf + w->len, p, take);
+    w->len += take;
+    p += take;
+    n -= take;
+  }
+}
+
+static void writer_str(struct writer *w, const char *s) { writer_bytes(w, s, strlen(s)); }
+
+// Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, surrogates or values past U+10FFFF), or 0.
+static size_t utf8_sequence(const unsigned char *p, size_t n) {
+  unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+  size_t len;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (n < len || p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i < len; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return len;
+}
+
+// Writes s as a JSON string. Bytes that are not UTF-8 become U+FFFD here rather than in the agent's decoder, so what goes
+// on the wire is always valid JSON text, and the only raw newline is the one that ends the request.
+static void writer_json_string(struct writer *w, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = (const unsigned char *)s;
+  writer_bytes(w, "\"", 1);
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c == '"' || c == '\\') {
+      char e[2] = {'\\', (char)c};
+      writer_bytes(w, e, 2);
+      i++;
+    } else if (c < 0x20) {
+      const char *short_form = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+      char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF], 0};
+      writer_str(w, short_form ? short_form : e);
+      i++;
+    } else {
+      size_t len = utf8_sequence(p + i, n - i);
+      if (len == 0) {
+        writer_str(w, "\\ufffd");
+        i++;
+      } else {
+        writer_bytes(w, s + i, len);
+        i += len;
+      }
+    }
+  }
+  writer_bytes(w, "\"", 1);
+}
+
+/* ------------------------------------------------------------------------------------------------------------- errors */
+
+// Prints the CNI error JSON and exits 1. msg and details are plain text; they are escaped here.
+__attribute__((format(printf, 3, 4))) static _Noreturn void fail(int code, const char *details, const char *fmt, ...) {
+  char msg[MAX_MESSAGE_BYTES];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char number[16];
+  snprintf(number, sizeof number, "%d", code);
+  writer_str(&out, "{\"cniVersion\":");
+  writer_json_string(&out, cni_version, strlen(cni_version));
+  writer_str(&out, ",\"code\":");
+  writer_str(&out, number);
+  writer_str(&out, ",\"msg\":");
+  writer_json_string(&out, msg, strlen(msg));
+  writer_str(&out, ",\"details\":");
+  writer_json_string(&out, details, strlen(details));
+  writer_str(&out, "}\n");
+  writer_flush(&out);
+  exit(1);
+}
+
+/* ------------------------------------------------------------------------------------------------------- JSON reading */
+
+// A cursor over JSON text. Strings can be decoded into a separate buffer or in place (the decoded form is never longer
+// than the escaped one, so writing at or behind the cursor never overtakes it).
+struct json {
+  char *s;
+  size_t n;
+  size_t i;
+};
+
+static void skip_ws(struct json *j) {
+  while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' || j->s[j->i] == '\r')) j->i++;
+}
+
+static bool peek(struct json *j, char c) {
+  skip_ws(j);
+  return j->i < j->n && j->s[j->i] == c;
+}
+
+static bool eat(struct json *j, char c) {
+  if (!peek(j, c)) return false;
+  j->i++;
+  return true;
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Reads the four hex digits of a \u escape whose backslash is at j->i.
+static bool read_u_escape(struct json *j, size_t at, uint32_t *unit) {
+  if (at + 6 > j->n || j->s[at] != '\\' || j->s[at + 1] != 'u') return false;
+  uint32_t v = 0;
+  for (size_t k = at + 2; k < at + 6; k++) {
+    int h = hex_value(j->s[k]);
+    if (h < 0) return false;
+    v = v << 4 | (uint32_t)h;
+  }
+  *unit = v;
+  return true;
+}
+
+struct sink {
+  char *out;   // NULL: decode and discard
+  size_t cap;  // bytes out can hold
+  size_t len;  // bytes decoded, including any that did not fit
+};
+
+static void sink_byte(struct sink *k, unsigned char b) {
+  if (k->out && k->len < k->cap) k->out[k->len] = (char)b;
+  k->len++;
+}
+
+static void sink_code_point(struct sink *k, uint32_t cp) {
+  if (cp < 0x80) {
+    sink_byte(k, (unsigned char)cp);
+  } else if (cp < 0x800) {
+    sink_byte(k, (unsigned char)(0xC0 | cp >> 6));
+    sink_byte(k, (unsigned char)(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    sink_byte(k, (unsigned char)(0xE0 | cp >> 12));
+    sink_byte(k, (unsigned char)(0x80 | (cp >> 6 & 0x3F)));
+    sink_byte(k, (unsigned char)(0x80 | (cp & 0x3F)));
+  } else {
+    sink_byte(k, (unsigned char)(0xF0 | cp >> 18));
+    sink_byte(k, (unsigned char)(0x80 | (cp >> 12 & 0x3F)));
+    sink_byte(k, (unsigned char)(0x80 | (cp >> 6 & 0x3F)));
+    sink_byte(k, (unsigned char)(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Decodes the \u escape at j->i (one, or a surrogate pair) into k. A lone surrogate becomes U+FFFD, as it would when the
+// agent's JavaScript string is written out as UTF-8.
+static bool decode_u_escape(struct json *j, struct sink *k) {
+  uint32_t unit, low;
+  if (!read_u_escape(j, j->i, &unit)) return false;
+  j->i += 6;
+  if (unit >= 0xD800 && unit <= 0xDBFF && read_u_escape(j, j->i, &low) && low >= 0xDC00 && low <= 0xDFFF) {
+    j->i += 6;
+    sink_code_point(k, 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00));
+  } else {
+    sink_code_point(k, unit >= 0xD800 && unit <= 0xDFFF ? 0xFFFD : unit);
+  }
+  return true;
+}
+
+// Decodes the string at the cursor into k (see struct sink). Raw control characters are invalid JSON and rejected.
+static bool parse_string(struct json *j, struct sink *k) {
+  if (!eat(j, '"')) return false;
+  while (j->i < j->n) {
+    unsigned char c = (unsigned char)j->s[j->i];
+    if (c == '"') {
+      j->i++;
+      return true;
+    }
+    if (c < 0x20) return false;
+    if (c != '\\') {
+      sink_byte(k, c);
+      j->i++;
+      continue;
+    }
+    if (j->i + 1 >= j->n) return false;
+    static const char escaped[] = "\"\\/bfnrt", decoded[] = "\"\\/\b\f\n\r\t";
+    char e = j->s[j->i + 1];
+    const char *simple = e == 0 ? NULL : strchr(escaped, e);
+    if (e == 'u') {
+      if (!decode_u_escape(j, k)) return false;
+    } else if (simple) {
+      sink_byte(k, (unsigned char)decoded[simple - escaped]);
+      j->i += 2;
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+
+static bool skip_string(struct json *j) {
+  struct sink discard = {0};
+  return parse_string(j, &discard);
+}
+
+// An integer that fits in an int; fractions and exponents are not integers.
+static bool parse_int(struct json *j, int *value) {
+  skip_ws(j);
+  bool negative = j->i < j->n && j->s[j->i] == '-';
+  if (negative) j->i++;
+  int v = 0, digits = 0;
+  for (; j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9'; j->i++) {
+    if (++digits > 9) return false;
+    v = v * 10 + (j->s[j->i] - '0');
+  }
+  if (digits == 0 || (j->i < j->n && j->s[j->i] != 0 && strchr(".eE", j->s[j->i]))) return false;
+  *value = negative ? -v : v;
+  return true;
+}
+
+static bool parse_literal(struct json *j, const char *word) {
+  size_t len = strlen(word);
+  skip_ws(j);
+  if (j->n - j->i < len || memcmp(j->s + j->i, word, len) != 0) return false;
+  j->i += len;
+  return true;
+}
+
+typedef bool (*member_fn)(struct json *j, const char *key, size_t key_len, void *ctx);
+static bool walk_object(struct json *j, member_fn on_member, void *ctx, int depth);
+
+static bool skip_member(struct json *j, const char *key, size_t key_len, void *ctx);
+
+static bool skip_value(struct json *j, int depth) {
+  if (depth > MAX_JSON_DEPTH) return false;
+  skip_ws(j);
+  if (j->i >= j->n) return false;
+  switch (j->s[j->i]) {
+    case '"':
+      return skip_string(j);
+    case '{': {
+      int inner = depth + 1;
+      return walk_object(j, skip_member, &inner, inner);
+    }
+    case '[':
+      j->i++;
+      if (eat(j, ']')) return true;
+      do {
+        if (!skip_value(j, depth + 1)) return false;
+      } while (eat(j, ','));
+      return eat(j, ']');
+    case 't':
+      return parse_literal(j, "true");
+    case 'f':
+      return parse_literal(j, "false");
+    case 'n':
+      return parse_literal(j, "null");
+    default: {
+      size_t start = j->i;
+      while (j->i < j->n && j->s[j->i] != 0 && strchr("+-0123456789.eE", j->s[j->i])) j->i++;
+      return j->i > start;
+    }
+  }
+}
+
+static bool skip_member(struct json *j, const char *key, size_t key_len, void *ctx) {
+  (void)key;
+  (void)key_len;
+  return skip_value(j, *(int *)ctx);
+}
+
+// Walks the object at the cursor: for each member, decodes its key and calls on_member with the cursor at the value,
+// which on_member must consume. Keys longer than MAX_KEY_BYTES are passed truncated with their full length (no match).
+static bool walk_object(struct json *j, member_fn on_member, void *ctx, int depth) {
+  if (depth > MAX_JSON_DEPTH || !eat(j, '{')) return false;
+  if (eat(j, '}')) return true;
+  do {
+    char key[MAX_KEY_BYTES];
+    struct sink k = {.out = key, .cap = sizeof key};
+    if (!parse_string(j, &k) || !eat(j, ':')) return false;
+    if (!on_member(j, key, k.len, ctx)) return false;
+  } while (eat(j, ','));
+  return eat(j, '}');
+}
+
+static bool key_is(const char *key, size_t key_len, const char *want) {
+  return key_len == strlen(want) && key_len <= MAX_KEY_BYTES && memcmp(key, want, key_len) == 0;
+}
+
+/* ------------------------------------------------------------------------------------------------- the network config */
+
+struct config_keys {
+  char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  size_t socket_len;
+  bool socket_found;
+  bool socket_not_string;
+  char version[MAX_VERSION_BYTES];
+  size_t version_len;
+  bool version_found;
+};
+
+_Static_assert(MAX_VERSION_BYTES <= sizeof(((struct config_keys *)0)->socket), "one buffer decodes either value");
+
+static bool on_config_member(struct json *j, const char *key, size_t key_len, void *ctx) {
+  struct config_keys *c = ctx;
+  bool is_socket = key_is(key, key_len, "socket"), is_version = key_is(key, key_len, "cniVersion");
+  if (!(is_socket || is_version)) return skip_value(j, 1);
+  if (!peek(j, '"')) {
+    c->socket_not_string |= is_socket;
+    return skip_value(j, 1);
+  }
+  // Decoded aside first, so that a malformed duplicate key cannot spoil a value found earlier.
+  char value[sizeof c->socket];
+  struct sink k = {.out = value, .cap = is_socket ? sizeof c->socket : sizeof c->version};
+  if (!parse_string(j, &k)) return false;
+  size_t kept = k.len < k.cap ? k.len : k.cap;
+  if (is_socket) {
+    memcpy(c->socket, value, kept);
+    c->socket_len = k.len;
+    c->socket_found = true;
+    c->socket_not_string = false;
+  } else {
+    memcpy(c->version, value, kept);
+    c->version_len = k.len;
+    c->version_found = true;
+  }
+  return true;
+}
+
+// Finds the top-level "socket" and "cniVersion" of the config without judging the rest: what is found before any
+// malformed part counts, and deciding whether the config is valid is the agent's job. Nested keys are skipped.
+static void scan_config(size_t len, struct config_keys *keys) {
+  struct json j = {.s = config, .n = len};
+  walk_object(&j, on_config_member, keys, 0);
+  if (keys->version_found && keys->version_len > 0 && keys->version_len <= MAX_VERSION_BYTES) {
+    memcpy(cni_version, keys->version, keys->version_len);
+    cni_version[keys->version_len] = 0;
+  }
+}
+
+// The agent's socket path from the config, or the default. Checked only for commands that need the agent.
+static const char *socket_path(struct config_keys *keys) {
+  static const char *const where = "the network config's \"socket\" key names the weft agent's unix socket";
+  if (keys->socket_not_string) fail(CNI_ERR_INVALID_CONFIG, where, "\"socket\" in the network config must be a string");
+  if (!keys->socket_found) return DEFAULT_SOCKET;
+  if (keys->socket_len == 0) fail(CNI_ERR_INVALID_CONFIG, where, "\"socket\" in the network config is empty");
+  if (keys->socket_len >= sizeof keys->socket)
+    fail(CNI_ERR_INVALID_CONFIG, where, "\"socket\" in the network config is %zu bytes long; a unix socket path has at most %zu",
+         keys->socket_len, sizeof keys->socket - 1);
+  if (memchr(keys->socket, 0, keys->socket_len))
+    fail(CNI_ERR_INVALID_CONFIG, where, "\"socket\" in the network config contains a NUL character");
+  keys->socket[keys->socket_len] = 0;
+  return keys->socket;
+}
+
+// Reads all of stdin into config: 0, or an errno. *oversized when there is more than MAX_CONFIG_BYTES.
+static int read_config(size_t *len, bool *oversized) {
+  *len = 0;
+  *oversized = false;
+  while (*len < sizeof config) {
+    ssize_t r = read(STDIN_FILENO, config + *len, sizeof config - *len);
+    if (r == 0) return 0;
+    if (r > 0) {
+      *len += (size_t)r;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (wait_ready(STDIN_FILENO, POLLIN, NO_DEADLINE) < 0) return errno;
+    } else if (errno != EINTR) {
+      return errno;
+    }
+  }
+  *oversized = true;
+  *len = MAX_CONFIG_BYTES;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- the environment */
+
+static bool is_command(const char *command) {
+  for (size_t i = 0; i < COUNT(COMMANDS); i++)
+    if (strcmp(command, COMMANDS[i]) == 0) return true;
+  return false;
+}
+
+static int reply_timeout_ms(void) {
+  const char *v = getenv(TIMEOUT_ENV);
+  if (!v) return DEFAULT_REPLY_TIMEOUT_MS;
+  long ms = 0;
+  const char *p = v;
+  for (; *p >= '0' && *p <= '9' && ms <= MAX_REPLY_TIMEOUT_MS; p++) ms = ms * 10 + (*p - '0');
+  if (p == v || *p != 0 || ms < 1 || ms > MAX_REPLY_TIMEOUT_MS)
+    fail(CNI_ERR_INVALID_ENV, "leave it unset for the default of 60000 ms", "%s=%s is not a whole number of milliseconds from 1 to %d",
+         TIMEOUT_ENV, v, MAX_REPLY_TIMEOUT_MS);
+  return (int)ms;
+}
+
+/* ------------------------------------------------------------------------------------------------------- the agent */
+
+struct call {
+  const char *command;
+  const char *socket;
+  int timeout_ms;
+};
+
+// Whatever keeps the agent from answering: the runtime should retry (11) — except for STATUS, whose question this answers:
+// the plugin cannot serve ADD right now (50).
+__attribute__((format(printf, 2, 3))) static _Noreturn void agent_unavailable(const struct call *c, const char *fmt, ...) {
+  char reason[MAX_MESSAGE_BYTES], details[MAX_MESSAGE_BYTES];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  snprintf(details, sizeof details, "is the weft agent running on this node? `weft status --socket %s` asks it", c->socket);
+  bool status = strcmp(c->command, "STATUS") == 0;
+  fail(status ? CNI_ERR_NOT_AVAILABLE : CNI_ERR_TRY_AGAIN_LATER, details, "%s%s", status ? "weft is not available: " : "", reason);
+}
+
+static int connect_agent(const struct call *c) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) agent_unavailable(c, "cannot create a unix socket: %s", strerror(errno));
+  // A unix stream connect blocks only while the agent's listen backlog is full; SO_SNDTIMEO bounds that wait.
+  int ms = c->timeout_ms < CONNECT_TIMEOUT_MS ? c->timeout_ms : CONNECT_TIMEOUT_MS;
+  struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  memcpy(addr.sun_path, c->socket, strlen(c->socket));
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+    agent_unavailable(c, "cannot set a timeout on the socket: %s", strerror(errno));
+  while (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EISCONN) {
+    if (errno == EAGAIN) agent_unavailable(c, "the weft agent at %s did not accept the connection within %d ms", c->socket, ms);
+    if (errno != EINTR) agent_unavailable(c, "cannot reach the weft agent at %s: %s", c->socket, strerror(errno));
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    agent_unavailable(c, "cannot make the socket non-blocking: %s", strerror(errno));
+  return fd;
+}
+
+// The request line. No shutdown(SHUT_WR) after it: the agent's server closes its side as soon as ours ends, before it
+// could reply; it reads up to the newline instead.
+static void send_request(const struct call *c, int fd, size_t config_len, int64_t deadline) {
+  request.fd = fd;
+  request.deadline = deadline;
+  writer_str(&request, "{\"op\":\"cni\",\"env\":{");
+  bool first = true;
+  for (size_t i = 0; i < COUNT(FORWARDED_ENV); i++) {
+    const char *value = getenv(FORWARDED_ENV[i]);
+    if (!value) continue;
+    writer_str(&request, first ? "\"" : ",\"");
+    writer_str(&request, FORWARDED_ENV[i]);
+    writer_str(&request, "\":");
+    writer_json_string(&request, value, strlen(value));
+    first = false;
+  }
+  writer_str(&request, "},\"stdin\":");
+  writer_json_string(&request, config, config_len);
+  writer_str(&request, "}\n");
+  writer_flush(&request);
+  // A refused request can be closed before it is read in full (EPIPE/ECONNRESET); the reply may still say why.
+  if (request.err == ETIMEDOUT) agent_unavailable(c, "the weft agent at %s did not read the request within %d ms", c->socket, c->timeout_ms);
+  if (request.err != 0 && request.err != EPIPE && request.err != ECONNRESET)
+    agent_unavailable(c, "cannot send the request to the weft agent at %s: %s", c->socket, strerror(request.err));
+}
+
+// Reads the reply line (up to its newline, or the end of the stream) into reply; returns its length.
+static size_t read_reply(const struct call *c, int fd, int64_t deadline) {
+  size_t len = 0;
+  while (len < MAX_REPLY_BYTES) {
+    ssize_t r = read(fd, reply + len, MAX_REPLY_BYTES - len);
+    if (r > 0) {
+      char *newline = memchr(reply + len, '\n', (size_t)r);
+      len += (size_t)r;
+      if (newline) return (size_t)(newline - reply);
+    } else if (r == 0 || errno == ECONNRESET) {
+      if (len == 0) agent_unavailable(c, "the weft agent at %s closed the connection without a reply", c->socket);
+      return len;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (wait_ready(fd, POLLIN, deadline) < 0) {
+        if (errno == ETIMEDOUT) agent_unavailable(c, "the weft agent at %s did not answer within %d ms", c->socket, c->timeout_ms);
+        agent_unavailable(c, "cannot read the weft agent's reply: %s", strerror(errno));
+      }
+    } else if (errno != EINTR) {
+      agent_unavailable(c, "cannot read the reply of the weft agent at %s: %s", c->socket, strerror(errno));
+    }
+  }
+  fail(CNI_ERR_IO, "the agent's reply is limited to 4 MiB", "the reply of the weft agent at %s is larger than %d bytes", c->socket,
+       MAX_REPLY_BYTES);
+}
+
+struct agent_reply {
+  bool ok, ok_found, result_found, code_found, result_code_found;
+  int code, result_code;
+  const char *error, *output;
+  size_t error_len, output_len;
+};
+
+// Decodes a string value in place and records where it is.
+static bool string_in_place(struct json *j, const char **at, size_t *len) {
+  if (!peek(j, '"')) return false;
+  struct sink k = {.out = j->s + j->i, .cap = SIZE_MAX};
+  if (!parse_string(j, &k)) return false;
+  *at = k.out;
+  *len = k.len;
+  return true;
+}
+
+static bool on_result_member(struct json *j, const char *key, size_t key_len, void *ctx) {
+  struct agent_reply *r = ctx;
+  if (key_is(key, key_len, "code")) return (r->result_code_found = parse_int(j, &r->result_code));
+  if (key_is(key, key_len, "output")) return string_in_place(j, &r->output, &r->output_len);
+  return skip_value(j, 2);
+}
+
+static bool on_reply_member(struct json *j, const char *key, size_t key_len, void *ctx) {
+  struct agent_reply *r = ctx;
+  if (key_is(key, key_len, "ok")) {
+    r->ok = parse_literal(j, "true");
+    return (r->ok_found = r->ok || parse_literal(j, "false"));
+  }
+  if (key_is(key, key_len, "result") && peek(j, '{')) return (r->result_found = walk_object(j, on_result_member, r, 1));
+  if (key_is(key, key_len, "code")) return (r->code_found = parse_int(j, &r->code));
+  if (key_is(key, key_len, "error")) return string_in_place(j, &r->error, &r->error_len);
+  return skip_value(j, 1);
+}
+
+// Turns the reply into stdout and the exit status (see the top of this file).
+static _Noreturn void finish(const struct call *c, size_t reply_len) {
+  char details[MAX_MESSAGE_BYTES];
+  struct agent_reply r = {.output = "", .error = ""};
+  struct json j = {.s = reply, .n = reply_len};
+  snprintf(details, sizeof details, "reported by the weft agent at %s", c->socket);
+  if (!walk_object(&j, on_reply_member, &r, 0) || !r.ok_found)
+    fail(CNI_ERR_DECODE, details, "the weft agent's reply is not the expected JSON");
+  if (!r.ok) {
+    int code = r.code_found && r.code > 0 ? r.code : CNI_ERR_GENERIC;
+    if (r.error_len == 0) fail(code, details, "the weft agent failed without saying why");
+    fail(code, details, "%.*s", (int)r.error_len, r.error);
+  }
+  if (!r.result_found || !r.result_code_found)
+    fail(CNI_ERR_DECODE, details, "the weft agent's reply has no result code");
+  if (r.result_code != 0 && r.output_len == 0)
+    fail(CNI_ERR_GENERIC, details, "the weft agent reported a failure (code %d) without an error", r.result_code);
+  if (write_all(STDOUT_FILENO, r.output, r.output_len, NO_DEADLINE) < 0) exit(1);
+  exit(r.result_code == 0 ? 0 : 1);
+}
+
+/* --------------------------------------------------------------------------------------------------------------- main */
+
+static _Noreturn void print_version(void) {
+  writer_str(&out, "{\"cniVersion\":");
+  writer_json_string(&out, cni_version, strlen(cni_version));
+  writer_str(&out, ",\"supportedVersions\":" SUPPORTED_VERSIONS "}\n");
+  writer_flush(&out);
+  exit(out.err == 0 ? 0 : 1);
+}
+
+int main(void) {
+  // A closed socket or stdout must surface as EPIPE from write, not as a silent death by signal.
+  signal(SIGPIPE, SIG_IGN);
+  const char *command = getenv("CNI_COMMAND");
+  bool known = command && is_command(command);
+
+  // Read the config before judging the command so that even that error carries the config's cniVersion; but a person
+  // who runs the binary by hand with no CNI_COMMAND should get the error, not a terminal waiting for input.
+  size_t config_len = 0;
+  bool oversized = false;
+  int read_error = known || !isatty(STDIN_FILENO) ? read_config(&config_len, &oversized) : 0;
+  struct config_keys keys = {0};
+  scan_config(config_len, &keys);
+  if (read_error) fail(CNI_ERR_IO, "the runtime passes the network config on stdin", "cannot read the network config from stdin: %s", strerror(read_error));
+  if (oversized) fail(CNI_ERR_INVALID_CONFIG, "weft accepts at most 1 MiB of network config", "the network config on stdin is larger than %d bytes", MAX_CONFIG_BYTES);
+
+  static const char *const commands = "CNI_COMMAND must be one of ADD, DEL, CHECK, GC, STATUS, VERSION";
+  if (!command) fail(CNI_ERR_INVALID_ENV, commands, "CNI_COMMAND is not set");
+  if (!known) fail(CNI_ERR_INVALID_ENV, commands, "CNI_COMMAND=%s is not a CNI command", command);
+  if (strcmp(command, "VERSION") == 0) print_version();
+
+  struct call c = {.command = command, .timeout_ms = reply_timeout_ms()};
+  c.socket = socket_path(&keys);
+  int fd = connect_agent(&c);
+  int64_t deadline = now_ms() + c.timeout_ms;
+  send_request(&c, fd, config_len, deadline);
+  finish(&c, read_reply(&c, fd, deadline));
+}
