@@ -310,6 +310,7 @@ export interface PeerStatus {
   nodeName: string;
   address: string;
   subnet?: string;
+  subnetV6?: string;
   live: boolean;
   txPackets: number;
   rxPackets: number;
