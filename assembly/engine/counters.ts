@@ -35,8 +35,12 @@ export namespace C {
   export const RX_DROP_BAD_IP_CHECKSUM: i32 = 27;
   export const RX_DROP_NOT_LOCAL: i32 = 28;
   export const RX_DROP_NO_SPACE: i32 = 29;
+  /** Not a drop: an unfinished (CHECKSUM_PARTIAL) inner checksum finished here. */
+  export const RX_L4_CHECKSUM_COMPLETED: i32 = 30;
+  /** Not a drop: an unsegmented TSO packet (veth underlays pass GSO skbs across) handed on to the kernel as GSO. */
+  export const RX_TCP_SUPER_IN: i32 = 31;
 
-  export const COUNT: i32 = 30;
+  export const COUNT: i32 = 32;
 
   // Per-peer counters: PEER_FIELDS u64 per peer.
   export const PEER_TX_PACKETS: i32 = 0;

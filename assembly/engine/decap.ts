@@ -5,7 +5,7 @@ import { finish, fold, pseudo4, pseudo6, sumBytes, updateField16 } from "../wire
 import { Ethernet } from "../wire/ethernet";
 import { IPv4 } from "../wire/ipv4";
 import { IPv6 } from "../wire/ipv6";
-import { Tcp } from "../wire/l4";
+import { Tcp, Udp } from "../wire/l4";
 import { VnetHdr } from "../wire/vnet";
 import { Vxlan } from "../wire/vxlan";
 import { Config, inSubnet4, inSubnet6 } from "./config";
@@ -115,14 +115,54 @@ function continuesGro(ip: usize, v6: bool, l4: u32, th: u32, payload: u32): bool
   return bytesEqual(t + Tcp.MIN_HEADER_LEN, ot + Tcp.MIN_HEADER_LEN, th - Tcp.MIN_HEADER_LEN);
 }
 
+/**
+ * Checks an inner TCP or UDP checksum, and finishes it when the sender left it unfinished: a kernel that hands checksums to
+ * the NIC (CHECKSUM_PARTIAL) writes only the pseudo-header sum into the field, and over a veth underlay (kind, docker) no
+ * NIC ever completes it — a kernel receiver knows, we only see bytes. Returns true when the checksum is (now) right.
+ */
+function checkL4(ip: usize, v6: bool, total: u32): bool {
+  let l4: u32;
+  let proto: u32;
+  if (v6) {
+    proto = IPv6.nextHeader(ip);
+    l4 = IPv6.HEADER_LEN;
+  } else {
+    if (IPv4.isFragment(ip)) return false;
+    proto = IPv4.protocol(ip);
+    l4 = IPv4.headerLen(ip);
+  }
+  let field: u32;
+  if (proto == IPv4.PROTO_TCP) field = <u32>Tcp.CHECKSUM;
+  else if (proto == IPv4.PROTO_UDP) field = <u32>Udp.CHECKSUM;
+  else return false;
+  if (l4 + field + 2 > total) return false;
+  const p = ip + l4;
+  const len = total - l4;
+  const stored = load<u16>(p + field);
+  if (proto == IPv4.PROTO_UDP && stored == 0 && !v6) return false; // IPv4 UDP without a checksum
+  const ps = v6 ? pseudo6(ip + IPv6.SRC, proto, len) : pseudo4(ip + IPv4.SRC, proto, len);
+  const bytes = sumBytes(p, len, 0);
+  if (finish(bytes + ps) == 0) return true;
+  if (<u32>stored != fold(ps)) {
+    bump(C.RX_L4_CHECKSUM_BAD);
+    return false;
+  }
+  // The field held the pseudo-header sum P, so the bytes summed to data + P: the right value is ~(data + P) = ~bytes.
+  const c = finish(bytes);
+  store<u16>(p + field, proto == IPv4.PROTO_UDP && c == 0 ? 0xffff : c);
+  bump(C.RX_L4_CHECKSUM_COMPLETED);
+  return true;
+}
+
 /** A TCP segment that may take part in GRO: verified checksum, ACK or ACK|PSH, payload, no IP options or extensions. */
-function groCandidate(ip: usize, v6: bool, total: u32): bool {
+function groCandidate(ip: usize, v6: bool, total: u32, verified: bool): bool {
+  if (!verified) return false;
   let l4: u32;
   if (v6) {
     if (IPv6.nextHeader(ip) != IPv6.NH_TCP) return false;
     l4 = IPv6.HEADER_LEN;
   } else {
-    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.headerLen(ip) != IPv4.MIN_HEADER_LEN || IPv4.isFragment(ip)) return false;
+    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.headerLen(ip) != IPv4.MIN_HEADER_LEN) return false;
     l4 = IPv4.MIN_HEADER_LEN;
   }
   if (l4 + Tcp.MIN_HEADER_LEN > total) return false;
@@ -130,22 +170,15 @@ function groCandidate(ip: usize, v6: bool, total: u32): bool {
   const th = Tcp.headerLen(t);
   if (th < Tcp.MIN_HEADER_LEN || l4 + th >= total) return false;
   const f = Tcp.flags(t);
-  if (f != Tcp.ACK_FLAG && f != (Tcp.ACK_FLAG | Tcp.PSH)) return false;
-  const tcpLen = total - l4;
-  const ps = v6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
-  if (finish(sumBytes(t, tcpLen, ps)) != 0) {
-    bump(C.RX_L4_CHECKSUM_BAD);
-    return false;
-  }
-  return true;
+  return f == Tcp.ACK_FLAG || f == (Tcp.ACK_FLAG | Tcp.PSH);
 }
 
 /** Delivers one validated inner packet: appended to the open super-packet, opening a new one, or on its own. */
-function deliver(ip: usize, v6: bool, total: u32): bool {
+function deliver(ip: usize, v6: bool, total: u32, verified: bool): bool {
   if (!Config.vnetHdr) return describe(ip, total);
-  if (!groCandidate(ip, v6, total)) {
+  if (!groCandidate(ip, v6, total, verified)) {
     flushGro();
-    VnetHdr.writeNone(ip - VnetHdr.LEN, 0);
+    VnetHdr.writeNone(ip - VnetHdr.LEN, verified ? VnetHdr.F_DATA_VALID : 0);
     return describe(ip - VnetHdr.LEN, VnetHdr.LEN + total);
   }
   const l4: u32 = v6 ? IPv6.HEADER_LEN : IPv4.MIN_HEADER_LEN;
@@ -181,6 +214,36 @@ function deliver(ip: usize, v6: bool, total: u32): bool {
   return true;
 }
 
+/**
+ * A TCP packet larger than the MTU is a TSO super-packet that reached us unsegmented: a sender's kernel VXLAN over a veth
+ * underlay hands the whole GSO skb across, and a UDP socket receives it as one datagram (no UDP_GRO cmsg: it is not a
+ * UDP_L4 GSO skb). Its checksum field holds the pseudo-header sum. Passed on as what it is — a GSO packet the kernel
+ * segments at the MTU — rather than as one oversized packet a veth would drop. False when it is not such a packet.
+ */
+function deliverTcpSuper(ip: usize, v6: bool, total: u32): bool {
+  let l4: u32;
+  if (v6) {
+    if (IPv6.nextHeader(ip) != IPv6.NH_TCP) return false;
+    l4 = IPv6.HEADER_LEN;
+  } else {
+    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.isFragment(ip)) return false;
+    l4 = IPv4.headerLen(ip);
+  }
+  if (l4 + Tcp.MIN_HEADER_LEN > total) return false;
+  const th = Tcp.headerLen(ip + l4);
+  const hdrLen = l4 + th;
+  if (th < Tcp.MIN_HEADER_LEN || hdrLen >= total || hdrLen + 1 > Config.mtu) return false;
+  flushGro();
+  const tcpLen = total - l4;
+  const ps = v6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
+  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(ps));
+  const vh = ip - VnetHdr.LEN;
+  VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, v6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, hdrLen, Config.mtu - hdrLen, l4, <u32>Tcp.CHECKSUM);
+  if (!describe(vh, VnetHdr.LEN + total)) return false;
+  bump(C.RX_TCP_SUPER_IN);
+  return true;
+}
+
 /** Validates one datagram (DESIGN §4 ingress filter) and delivers its inner packet. Returns 0 or a drop counter id. */
 function decapOne(d: usize, len: u32, peer: i32): i32 {
   if (peer < 0) return C.RX_DROP_UNKNOWN_PEER;
@@ -208,7 +271,8 @@ function decapOne(d: usize, len: u32, peer: i32): i32 {
   } else {
     return C.RX_DROP_BAD_ETHERTYPE;
   }
-  if (!deliver(ip, v6, total)) return C.RX_DROP_NO_SPACE;
+  const delivered = Config.vnetHdr && total > Config.mtu && deliverTcpSuper(ip, v6, total) ? true : deliver(ip, v6, total, checkL4(ip, v6, total));
+  if (!delivered) return C.RX_DROP_NO_SPACE;
   bumpPeer(peer, C.PEER_RX_PACKETS, len);
   return 0;
 }

@@ -38,6 +38,8 @@ export const COUNTER_NAMES = [
   "rx_drop_bad_ip_checksum",
   "rx_drop_not_local",
   "rx_drop_no_space",
+  "rx_l4_checksum_completed",
+  "rx_tcp_super_in",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;

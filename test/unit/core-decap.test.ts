@@ -63,18 +63,20 @@ describe("decap: round trips", () => {
     expect(rx.peerCounters(0).rxPackets).toBe(packets.length);
   });
 
-  it("prefixes a virtio_net_hdr: none for UDP/ICMP, DATA_VALID for a lone verified TCP segment", () => {
+  it("prefixes a virtio_net_hdr: DATA_VALID for TCP and UDP whose checksum the core verified, nothing otherwise", () => {
     const { tx, rx } = pair(true);
     const none = virtioNetHdr({});
     const udp = buildUDP({ srcPort: 1, dstPort: 2, payload: new Uint8Array(10) }, POD1, POD2);
     const tcp = buildTCP({ srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: 0x10, payload: new Uint8Array(100) }, POD1, POD2);
-    const n = tx.forwardTo(rx, tx.encapPackets([concat(none, udp), concat(none, tcp)]), NODE1.underlay);
+    const icmp = buildICMPEcho({ id: 1, seq: 1, payload: new Uint8Array(8) }, POD1, POD2);
+    const n = tx.forwardTo(rx, tx.encapPackets([concat(none, udp), concat(none, tcp), concat(none, icmp)]), NODE1.underlay);
     const out = rx.rxPackets(n);
-    expect(out).toHaveLength(2);
-    expect(Array.from(out[0].subarray(0, 10))).toEqual(Array(10).fill(0));
+    expect(out).toHaveLength(3);
+    expect(Array.from(out[0].subarray(0, 10))).toEqual([2, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     expect(Buffer.compare(out[0].subarray(10), udp)).toBe(0);
     expect(out[1][0]).toBe(2);
     expect(Buffer.compare(out[1].subarray(10), tcp)).toBe(0);
+    expect(Array.from(out[2].subarray(0, 10))).toEqual(Array(10).fill(0));
   });
 });
 
@@ -163,6 +165,64 @@ describe("decap: GRO", () => {
     expect(tx.txGroup(0).segCount).toBe(4);
     expect(tx.forwardTo(rx, groups, NODE1.underlay)).toBe(4);
     rx.rxPackets(4).forEach((p, i) => expect(Buffer.compare(p, pkts[i])).toBe(0));
+  });
+});
+
+describe("decap: unfinished checksums (CHECKSUM_PARTIAL senders over a veth underlay)", () => {
+  /** What a kernel with checksum offload leaves in the field: the folded pseudo-header sum, not the checksum. */
+  function unfinished(pkt: Uint8Array, field: number): Uint8Array {
+    const p = pkt.slice();
+    const v6 = p[0] >> 4 === 6;
+    const l4 = v6 ? 40 : 20;
+    const len = p.length - l4;
+    const pseudo = v6
+      ? concat(p.subarray(8, 40), Uint8Array.of(len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, p[6]))
+      : concat(p.subarray(12, 20), Uint8Array.of(0, p[9], len >> 8, len & 255));
+    const folded = ~internetChecksum(pseudo) & 0xffff;
+    p[l4 + field] = folded >> 8;
+    p[l4 + field + 1] = folded & 0xff;
+    return p;
+  }
+
+  it("finishes TCP (SYN, data) and UDP checksums left as the pseudo-header sum, and counts them", () => {
+    const { rx } = pair(false);
+    const syn = buildTCP({ srcPort: 5, dstPort: 7000, seq: 1, ack: 0, flags: 0x02, payload: new Uint8Array(0) }, POD1, POD2);
+    const data = buildTCP({ srcPort: 5, dstPort: 7000, seq: 1, ack: 1, flags: 0x18, payload: new Uint8Array(999).fill(3) }, POD1_6, POD2_6);
+    const dgram = buildUDP({ srcPort: 5, dstPort: 53, payload: new Uint8Array(33).fill(1) }, POD1, POD2);
+    const sent = [unfinished(syn, 16), unfinished(data, 16), unfinished(dgram, 6)];
+    for (const p of sent) expect(l4ChecksumOk(p)).toBe(false);
+    const n = rx.decapMessages(sent.map((p) => ({ data: vxlanTo2(p), source: NODE1.underlay })));
+    expect(n).toBe(3);
+    const out = rx.rxPackets(n);
+    [syn, data, dgram].forEach((original, i) => expect(Buffer.compare(out[i], original)).toBe(0));
+    expect(rx.counters().rx_l4_checksum_completed).toBe(3);
+    expect(rx.counters().rx_l4_checksum_bad).toBe(0);
+  });
+
+  it("hands an unsegmented TSO packet (a GSO skb that crossed a veth underlay) to the kernel as GSO at the MTU", () => {
+    const { rx } = pair(true);
+    const payload = new Uint8Array(5000).map((_, i) => i & 0xff);
+    const sup = unfinished(buildTCP({ srcPort: 5, dstPort: 7000, seq: 9, ack: 1, flags: 0x10, payload }, POD1, POD2), 16);
+    expect(rx.decapMessages([{ data: vxlanTo2(sup), source: NODE1.underlay }])).toBe(1);
+    const out = rx.rxPacket(0);
+    expect([out[0], out[1]]).toEqual([1, 1]); // NEEDS_CSUM, GSO_TCPV4
+    expect(le16(out, 2)).toBe(40);
+    expect(le16(out, 4)).toBe(1450 - 40);
+    expect([le16(out, 6), le16(out, 8)]).toEqual([20, 16]);
+    const pkt = completeChecksum(out);
+    expect(l4ChecksumOk(pkt)).toBe(true);
+    expect(Buffer.compare(parseTCP(pkt).payload, payload)).toBe(0);
+    expect(rx.counters().rx_tcp_super_in).toBe(1);
+  });
+
+  it("leaves a checksum that is simply wrong alone, and counts it", () => {
+    const { rx } = pair(false);
+    const syn = buildTCP({ srcPort: 5, dstPort: 7000, seq: 1, ack: 0, flags: 0x02, payload: new Uint8Array(0) }, POD1, POD2);
+    syn[36] ^= 0x40;
+    expect(rx.decapMessages([{ data: vxlanTo2(syn), source: NODE1.underlay }])).toBe(1);
+    expect(Buffer.compare(rx.rxPacket(0), syn)).toBe(0);
+    expect(rx.counters().rx_l4_checksum_bad).toBe(1);
+    expect(rx.counters().rx_l4_checksum_completed).toBe(0);
   });
 });
 

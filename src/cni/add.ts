@@ -1,0 +1,117 @@
+// ADD: the steps of attaching a Pod, top to bottom. Each step that leaves something behind pushes its undo; a failure
+// anywhere runs the undo stack backwards, so a failed ADD leaves no veth, route or reserved address.
+import type { Logger } from "pino";
+import { type Env, type NetConf, containerIdFrom, hasDns, ifnameFrom, netnsFrom, parseCniArgs } from "./config.js";
+import { type CniContext, delegates, podMtu } from "./context.js";
+import { CniError, ERR } from "./errors.js";
+import { type Attachment, type IpamResult, attachmentKey } from "./ipam.js";
+import { DelegatedIpam } from "./ipam-delegate.js";
+import { type CniResult, ipFamily, shapeResult } from "./result.js";
+import { type LinkState, type VethPair, configureHost, configurePod, createPair, deleteHostVeth, hostAlias, hostVethName,
+  linkIn } from "./wiring.js";
+
+type Undo = () => void | Promise<void>;
+
+class UndoStack {
+  private readonly steps: { what: string; undo: Undo }[] = [];
+
+  push(what: string, undo: Undo): void {
+    this.steps.push({ what, undo });
+  }
+
+  /** Undoes everything, newest first; a step that fails is logged and the rest still run. */
+  async unwind(log: Logger): Promise<void> {
+    for (const { what, undo } of this.steps.splice(0).reverse()) {
+      try {
+        await undo();
+      } catch (err) {
+        log.error({ err: (err as Error).message, step: what }, "CNI ADD: undo failed");
+      }
+    }
+  }
+}
+
+export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env): Promise<string> {
+  const containerID = containerIdFrom(env);
+  const ifname = ifnameFrom(env);
+  const pod = parseCniArgs(env.CNI_ARGS);
+  const netns = netnsFrom(env);
+  const attachment: Attachment = { network: conf.name, containerID, ifname };
+  const pair: VethPair = { hostVeth: hostVethName(containerID, ifname), netns, ifname, mtu: podMtu(ctx, conf) };
+  ensureInterfaceFree(pair);
+
+  const key = attachmentKey(attachment);
+  ctx.inFlight.add(key);
+  const undo = new UndoStack();
+  try {
+    const ipam = await allocateAddresses(ctx, conf, env, attachment, undo);
+    removeLeftoverVeth(ctx, pair);
+    createPair(pair);
+    undo.push("delete veth", () => void deleteHostVeth(pair.hostVeth));
+    const podLink = configurePod(pair, ipam.ips, ipam.routes);
+    const hostLink = configureHost(pair, ipam.ips, hostAlias(conf.name, containerID, ifname));
+    const result = attachmentResult(pair, hostLink, podLink, ipam, conf);
+    ctx.log.info({ containerID, ifname, pod: pod.K8S_POD_NAME ? `${pod.K8S_POD_NAMESPACE}/${pod.K8S_POD_NAME}` : undefined,
+      ips: ipam.ips.map((ip) => ip.address), hostVeth: pair.hostVeth }, "CNI ADD");
+    return JSON.stringify(shapeResult(result, conf.cniVersion));
+  } catch (err) {
+    await undo.unwind(ctx.log);
+    throw err;
+  } finally {
+    ctx.inFlight.delete(key);
+  }
+}
+
+/** The runtime must not ADD an interface name twice; saying so beats a kernel EEXIST halfway through. */
+function ensureInterfaceFree(pair: VethPair): void {
+  if (linkIn(pair.netns, pair.ifname)) {
+    throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME: interface ${pair.ifname} already exists in ${pair.netns}; DEL it first or pick another name`);
+  }
+}
+
+async function allocateAddresses(ctx: CniContext, conf: NetConf, env: Env, a: Attachment, undo: UndoStack): Promise<IpamResult> {
+  if (!delegates(conf)) {
+    const result = ctx.builtin.allocate(a);
+    undo.push("release addresses", () => void ctx.builtin.release(a));
+    return result;
+  }
+  const plugin = new DelegatedIpam(conf, env);
+  // Pushed before the call: a plugin that reserved and then failed still gets its DEL.
+  undo.push(`IPAM ${plugin.type} DEL`, () => plugin.del());
+  const result = await plugin.add();
+  for (const ip of result.ips) {
+    if (!ip.gateway) {
+      throw new CniError(ERR.INVALID_CONFIG,
+        `IPAM plugin ${plugin.type} gave ${ip.address} no gateway; weft routes every Pod through a gateway on its host veth`);
+    }
+  }
+  // Without routes of its own, the IPAM plugin leaves the Pod's default route to us: through the gateway, per family.
+  if (result.routes.length === 0) {
+    for (const ip of result.ips) {
+      const dst = ipFamily(ip.address) === 4 ? "0.0.0.0/0" : "::/0";
+      if (!result.routes.some((r) => r.dst === dst)) result.routes.push({ dst, gw: ip.gateway });
+    }
+  }
+  return result;
+}
+
+/**
+ * A host veth with this attachment's name outlived an interrupted ADD (the Pod's end is not in the Pod, we checked):
+ * it is ours, and in the way.
+ */
+function removeLeftoverVeth(ctx: CniContext, pair: VethPair): void {
+  if (deleteHostVeth(pair.hostVeth)) ctx.log.warn({ hostVeth: pair.hostVeth }, "CNI ADD: removed a veth left by an interrupted ADD");
+}
+
+/** Host veth first, the Pod's interface second (ips point at it), as ptp reports them. */
+function attachmentResult(pair: VethPair, host: LinkState, pod: LinkState, ipam: IpamResult, conf: NetConf): CniResult {
+  return {
+    interfaces: [
+      { name: pair.hostVeth, mac: host.mac, mtu: host.mtu },
+      { name: pair.ifname, mac: pod.mac, mtu: pod.mtu, sandbox: pair.netns },
+    ],
+    ips: ipam.ips.map((ip) => ({ ...ip, interface: 1 })),
+    routes: ipam.routes,
+    dns: hasDns(conf.dns) ? conf.dns : ipam.dns ?? {},
+  };
+}

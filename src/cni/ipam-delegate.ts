@@ -1,0 +1,169 @@
+// IPAM delegated to another plugin (config "ipam": {"type": "host-local", …}), the way the reference plugins do it: find
+// the executable in CNI_PATH, run it with our own CNI_* environment (CNI_COMMAND set to the operation) and our stdin,
+// and read its result or its CNI error.
+// One liberty: when the plugin refuses the config's cniVersion (code 1) we ask it for its versions and call again with
+// the newest one it shares with us, so a 1.1.0 network can still use plugins released before 1.1.0.
+import { spawn } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import { join } from "node:path";
+import { type Env, type NetConf, SUPPORTED_VERSIONS, compareVersions, pluginDirsFrom } from "./config.js";
+import { CniError, ERR } from "./errors.js";
+import type { IpamResult } from "./ipam.js";
+import { parseResult } from "./result.js";
+
+const TIMEOUT_MS = 30_000;
+const MAX_OUTPUT = 1 << 20;
+
+export type DelegateCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
+
+/** The executable `type` in the CNI_PATH directories, first match wins. */
+export function findPlugin(type: string, dirs: string[]): string {
+  for (const dir of dirs) {
+    const path = join(dir, type);
+    try {
+      if (statSync(path).isFile()) {
+        accessSync(path, constants.X_OK);
+        return path;
+      }
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new CniError(ERR.INVALID_CONFIG, `IPAM plugin "${type}" not found in CNI_PATH (${dirs.join(":")})`);
+}
+
+interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(path: string, env: Env, stdin: string): Promise<Exit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, [], { env: env as NodeJS.ProcessEnv, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout = (stdout + d).slice(0, MAX_OUTPUT)));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-MAX_OUTPUT)));
+    child.stdin.on("error", () => undefined);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      if (signal === "SIGKILL" && code === null) {
+        reject(new CniError(ERR.TRY_AGAIN_LATER, `${path} did not answer within ${TIMEOUT_MS / 1000} s`, stderr.trim() || undefined));
+      } else {
+        resolve({ code, stdout, stderr });
+      }
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+/** The plugin's CNI error (its own code, msg and details), or an I/O failure when it printed none. */
+function failure(type: string, command: DelegateCommand, exit: Exit): CniError {
+  try {
+    const e = JSON.parse(exit.stdout) as { code?: unknown; msg?: unknown; details?: unknown };
+    if (typeof e.code === "number" && typeof e.msg === "string") {
+      return new CniError(e.code, `IPAM plugin ${type} (${command}): ${e.msg}`, typeof e.details === "string" ? e.details : undefined);
+    }
+  } catch {
+    // not a CNI error
+  }
+  return new CniError(ERR.IO, `IPAM plugin ${type} (${command}) exited with ${exit.code}`, (exit.stderr || exit.stdout).trim() || undefined);
+}
+
+// The version each plugin executable was last found to accept for a config version, so the fallback costs one extra call
+// per plugin, not per ADD.
+const negotiated = new Map<string, string>();
+
+export class DelegatedIpam {
+  private readonly path: string;
+
+  constructor(private readonly conf: NetConf & { ipam: NonNullable<NetConf["ipam"]> }, private readonly env: Env) {
+    this.path = findPlugin(conf.ipam.type, pluginDirsFrom(env));
+  }
+
+  get type(): string {
+    return this.conf.ipam.type;
+  }
+
+  private envFor(command: DelegateCommand): Env {
+    const out: Env = { PATH: process.env.PATH };
+    for (const [k, v] of Object.entries(this.env)) if (k.startsWith("CNI_") && v !== undefined) out[k] = v;
+    out.CNI_COMMAND = command;
+    return out;
+  }
+
+  private stdinFor(version: string): string {
+    return version === this.conf.cniVersion ? this.conf.text : JSON.stringify({ ...this.conf.raw, cniVersion: version });
+  }
+
+  /** Runs the plugin; returns its stdout. */
+  async call(command: DelegateCommand): Promise<string> {
+    const cacheKey = `${this.path} ${this.conf.cniVersion}`;
+    const version = negotiated.get(cacheKey) ?? this.conf.cniVersion;
+    let exit = await run(this.path, this.envFor(command), this.stdinFor(version));
+    if (exit.code === 0) return exit.stdout;
+    let err = failure(this.type, command, exit);
+    if (err.code !== ERR.INCOMPATIBLE_VERSION || version !== this.conf.cniVersion) throw err;
+    const older = await this.sharedVersion();
+    if (older === undefined) throw err;
+    negotiated.set(cacheKey, older);
+    exit = await run(this.path, this.envFor(command), this.stdinFor(older));
+    if (exit.code === 0) return exit.stdout;
+    err = failure(this.type, command, exit);
+    throw err;
+  }
+
+  /** The newest version below the config's that the plugin and weft both support. */
+  private async sharedVersion(): Promise<string | undefined> {
+    const exit = await run(this.path, this.envFor("VERSION"), JSON.stringify({ cniVersion: this.conf.cniVersion }));
+    let theirs: unknown;
+    try {
+      theirs = (JSON.parse(exit.stdout) as { supportedVersions?: unknown }).supportedVersions;
+    } catch {
+      return undefined;
+    }
+    if (!Array.isArray(theirs)) return undefined;
+    return [...SUPPORTED_VERSIONS]
+      .filter((v) => theirs.includes(v) && compareVersions(v, this.conf.cniVersion) < 0)
+      .sort(compareVersions)
+      .pop();
+  }
+
+  async add(): Promise<IpamResult> {
+    const stdout = await this.call("ADD");
+    let value: unknown;
+    try {
+      value = JSON.parse(stdout);
+    } catch {
+      throw new CniError(ERR.DECODE, `IPAM plugin ${this.type} (ADD) printed something that is not JSON`, stdout.slice(0, 500));
+    }
+    const r = parseResult(value, `IPAM plugin ${this.type} result`);
+    if (r.ips.length === 0) throw new CniError(ERR.INVALID_CONFIG, `IPAM plugin ${this.type} returned no address`);
+    const dns = Object.keys(r.dns).length > 0 ? r.dns : undefined;
+    return { ips: r.ips.map((ip) => ({ address: ip.address, gateway: ip.gateway })), routes: r.routes, dns };
+  }
+
+  async del(): Promise<void> {
+    await this.call("DEL");
+  }
+
+  async check(): Promise<void> {
+    await this.call("CHECK");
+  }
+
+  /** GC and STATUS are 1.1.0 verbs: a plugin from before them (code 1 or 4) has nothing to say, which is not a failure. */
+  async optional(command: "GC" | "STATUS"): Promise<void> {
+    try {
+      await this.call(command);
+    } catch (err) {
+      if (err instanceof CniError && (err.code === ERR.INCOMPATIBLE_VERSION || err.code === ERR.INVALID_ENV)) return;
+      throw err;
+    }
+  }
+}
