@@ -11,9 +11,9 @@ describe.skipIf(!isRoot)("dataplane: mixed cluster (kernel VXLAN node + weft nod
   beforeAll(async () => {
     lab = new Lab({ mode: "mixed" });
     await lab.up();
-    // A real NIC fills in the checksums the kernel leaves to it; a veth passes them on unfilled (CHECKSUM_PARTIAL), which a
-    // kernel receiver accepts but a userspace receiver cannot see. Make node 1's underlay behave like a NIC so this suite
-    // tests the VXLAN interop itself; the veth case is the separate suite below.
+    // A real NIC fills in the checksums the kernel leaves to it and segments TSO packets; a veth passes both on unfinished
+    // (CHECKSUM_PARTIAL, whole GSO skbs). Make node 1's underlay behave like a NIC so this suite sees wire-size, finished
+    // packets; the veth case (which weft handles by finishing checksums and passing GSO on) is the separate suite below.
     lab.exec(lab.nodes[0].ns, "ethtool", ["-K", `${lab.prefix}u1`, "tx", "off"]);
   });
   afterAll(async () => {
