@@ -26,7 +26,8 @@ let running = true;
 /** Failures of the syscalls around the core, reported with its counters. */
 const io = { tx_send_errors: 0, tx_send_stalls: 0, rx_tun_write_errors: 0, tx_tun_write_errors: 0 };
 
-const msgs = new MsgBatch({ capacity: init.batch, expandSegments: init.role === "tx" && !init.gso });
+/** TX: room for the groups of a full batch (two per 64 KiB super-packet) in one sendmmsg; RX: one entry per slot. */
+const msgs = new MsgBatch({ capacity: init.role === "tx" ? init.batch * 4 : init.batch, expandSegments: init.role === "tx" && !init.gso });
 
 /** Route inserts may grow WASM memory, which moves it: re-derive native addresses. */
 function refreshBase(): void {
@@ -114,15 +115,16 @@ function txBatch(): void {
     const peer = peers.get(view.getUint16(d + TX_GROUP.PEER, true));
     if (!peer) continue;
     const segCount = view.getUint16(d + TX_GROUP.SEG_COUNT, true);
-    msgs.add(peer.dest, base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true), view.getUint32(d + TX_GROUP.LENGTH, true),
-      segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0);
+    const address = base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true);
+    const length = view.getUint32(d + TX_GROUP.LENGTH, true);
+    const segSize = segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0;
+    // A batch of 64 super-packets makes ~128 groups: send each full sendmmsg and go on.
+    if (!msgs.add(peer.dest, address, length, segSize)) {
+      send();
+      msgs.add(peer.dest, address, length, segSize);
+    }
   }
-  if (msgs.count > 0) {
-    // A refused entry (EMSGSIZE, ENETUNREACH…) is skipped by sendBatch and counted here; a socket that stays full past
-    // the wait drops the rest of the batch, like a full qdisc would.
-    if (msgs.sendBatch(init.udpFd) < msgs.count) io.tx_send_stalls++;
-    io.tx_send_errors += msgs.failed;
-  }
+  send();
   const replies = core.exports.txReplyCount();
   for (let k = 0; k < replies; k++) {
     const d = core.at.txReplyDesc + k * OUT_PKT.STRIDE;
@@ -130,6 +132,16 @@ function txBatch(): void {
       io.tx_tun_write_errors++;
     }
   }
+}
+
+/** One sendmmsg for what the batch holds. */
+function send(): void {
+  if (msgs.count === 0) return;
+  // A refused entry (EMSGSIZE, ENETUNREACH…) is skipped by sendBatch and counted here; a socket that stays full past the
+  // wait drops the rest of the batch, like a full qdisc would.
+  if (msgs.sendBatch(init.udpFd) < msgs.count) io.tx_send_stalls++;
+  io.tx_send_errors += msgs.failed;
+  msgs.clear();
 }
 
 // ---- RX -----------------------------------------------------------------------------------------------------------------
