@@ -7,8 +7,7 @@ import { CniError, ERR } from "./errors.js";
 import { type Attachment, type IpamResult, attachmentKey } from "./ipam.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
 import { type CniResult, ipFamily, shapeResult } from "./result.js";
-import { type LinkState, type VethPair, configureHost, configurePod, createPair, deleteHostVeth, hostAlias, hostVethName,
-  linkIn } from "./wiring.js";
+import { type LinkState, type VethPair, configureHost, configurePod, createPair, hostAlias, hostVethName, linkIn } from "./wiring.js";
 
 type Undo = () => void | Promise<void>;
 
@@ -45,9 +44,9 @@ export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env): Promise<
   const undo = new UndoStack();
   try {
     const ipam = await allocateAddresses(ctx, conf, env, attachment, undo);
-    removeLeftoverVeth(ctx, pair);
+    await removeLeftoverVeth(ctx, pair);
     createPair(pair);
-    undo.push("delete veth", () => void deleteHostVeth(pair.hostVeth));
+    undo.push("delete veth", () => ctx.reaper.delete(pair.hostVeth).then(() => undefined));
     const podLink = configurePod(pair, ipam.ips, ipam.routes);
     const hostLink = configureHost(pair, ipam.ips, hostAlias(conf.name, containerID, ifname));
     const result = attachmentResult(pair, hostLink, podLink, ipam, conf);
@@ -99,8 +98,8 @@ async function allocateAddresses(ctx: CniContext, conf: NetConf, env: Env, a: At
  * A host veth with this attachment's name outlived an interrupted ADD (the Pod's end is not in the Pod, we checked):
  * it is ours, and in the way.
  */
-function removeLeftoverVeth(ctx: CniContext, pair: VethPair): void {
-  if (deleteHostVeth(pair.hostVeth)) ctx.log.warn({ hostVeth: pair.hostVeth }, "CNI ADD: removed a veth left by an interrupted ADD");
+async function removeLeftoverVeth(ctx: CniContext, pair: VethPair): Promise<void> {
+  if (await ctx.reaper.delete(pair.hostVeth)) ctx.log.warn({ hostVeth: pair.hostVeth }, "CNI ADD: removed a veth left by an interrupted ADD");
 }
 
 /** Host veth first, the Pod's interface second (ips point at it), as ptp reports them. */

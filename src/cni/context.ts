@@ -3,6 +3,7 @@
 import type { Logger } from "pino";
 import type { NetConf } from "./config.js";
 import type { BuiltinIpam } from "./ipam.js";
+import type { VethReaper } from "./reaper.js";
 
 export interface CniServiceOptions {
   /** The node's IPv4 Pod subnet: gateway .1, Pods from .2. */
@@ -21,6 +22,7 @@ export interface CniContext {
   opts: CniServiceOptions;
   log: Logger;
   builtin: BuiltinIpam;
+  reaper: VethReaper;
   /** attachmentKey() of every ADD in progress. */
   inFlight: Set<string>;
 }

@@ -5,7 +5,7 @@ import { type Env, type NetConf, containerIdFrom, ifnameFrom, optionalNetns } fr
 import { type CniContext, delegates } from "./context.js";
 import type { Attachment } from "./ipam.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
-import { deleteHostVeth, deletePodVeth, hostVethName } from "./wiring.js";
+import { deletePodVeth, hostVethName } from "./wiring.js";
 
 export async function cmdDel(ctx: CniContext, conf: NetConf, env: Env): Promise<void> {
   const containerID = containerIdFrom(env);
@@ -15,15 +15,15 @@ export async function cmdDel(ctx: CniContext, conf: NetConf, env: Env): Promise<
   const hostVeth = hostVethName(containerID, ifname);
 
   // The veth before the address: the address must not be handed out while a route still leads to this Pod.
-  const removedVeth = deleteHostVeth(hostVeth);
+  const removedVeth = await ctx.reaper.delete(hostVeth);
   const removedPodEnd = !removedVeth && netns !== undefined && deletePodVeth(netns, ifname);
   const released = await releaseAddresses(ctx, conf, env, attachment);
-  ctx.log.info({ containerID, ifname, hostVeth, removedVeth: removedVeth || removedPodEnd, released }, "CNI DEL");
+  ctx.log.info({ containerID, ifname, hostVeth, removedVeth: removedVeth || removedPodEnd, ...released }, "CNI DEL");
 }
 
-async function releaseAddresses(ctx: CniContext, conf: NetConf, env: Env, a: Attachment): Promise<string[] | string> {
-  if (!delegates(conf)) return ctx.builtin.release(a);
+async function releaseAddresses(ctx: CniContext, conf: NetConf, env: Env, a: Attachment): Promise<{ released?: string[]; ipam?: string }> {
+  if (!delegates(conf)) return { released: ctx.builtin.release(a) };
   const plugin = new DelegatedIpam(conf, env);
   await plugin.del();
-  return `by ${plugin.type}`;
+  return { ipam: plugin.type };
 }

@@ -6,7 +6,7 @@ import { type CniContext, delegates } from "./context.js";
 import { CniError, ERR, asCniError } from "./errors.js";
 import { type Attachment, attachmentKey } from "./ipam.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
-import { deleteHostVeth, hostVethName, listHostVeths, parseHostAlias } from "./wiring.js";
+import { hostVethName, listHostVeths, parseHostAlias } from "./wiring.js";
 
 interface Valid {
   containerID: string;
@@ -48,7 +48,7 @@ export async function cmdGc(ctx: CniContext, conf: NetConf, env: Env): Promise<v
   let freed: Attachment[] = [];
   if (!delegates(conf)) await step("releasing stale reservations", () => (freed = ctx.builtin.collect(conf.name, keep)));
   const removed: string[] = [];
-  await step("removing stale veths", () => removed.push(...removeStaleVeths(ctx, conf.name, valid, keep)));
+  await step("removing stale veths", async () => removed.push(...(await removeStaleVeths(ctx, conf.name, valid, keep))));
   if (delegates(conf)) await step("IPAM GC", () => new DelegatedIpam(conf, env).optional("GC"));
 
   ctx.log.info({ network: conf.name, valid: valid.length, released: freed.map((a) => `${a.containerID}/${a.ifname}`), removed },
@@ -60,17 +60,16 @@ export async function cmdGc(ctx: CniContext, conf: NetConf, env: Env): Promise<v
  * Host veths of this network whose attachment is not kept. A veth without weft's alias was made by an ADD killed before
  * it could label it: stale unless its name is that of a kept attachment.
  */
-function removeStaleVeths(ctx: CniContext, network: string, valid: Valid[], keep: (a: Attachment) => boolean): string[] {
+async function removeStaleVeths(ctx: CniContext, network: string, valid: Valid[], keep: (a: Attachment) => boolean): Promise<string[]> {
   const keptNames = new Set(valid.map((v) => hostVethName(v.containerID, v.ifname)));
   for (const key of ctx.inFlight) {
     const [, containerID, ifname] = key.split("/");
     keptNames.add(hostVethName(containerID, ifname));
   }
-  const removed: string[] = [];
-  for (const link of listHostVeths()) {
+  const stale = listHostVeths().filter((link) => {
     const owner = parseHostAlias(link.alias);
-    const stale = owner ? owner.network === network && !keep(owner) : !keptNames.has(link.name);
-    if (stale && deleteHostVeth(link.name)) removed.push(link.name);
-  }
-  return removed;
+    return owner ? owner.network === network && !keep(owner) : !keptNames.has(link.name);
+  });
+  const removed = await Promise.all(stale.map((link) => ctx.reaper.delete(link.name)));
+  return stale.filter((_, i) => removed[i]).map((link) => link.name);
 }

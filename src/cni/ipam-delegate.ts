@@ -34,6 +34,7 @@ export function findPlugin(type: string, dirs: string[]): string {
 
 interface Exit {
   code: number | null;
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -56,7 +57,7 @@ function run(path: string, env: Env, stdin: string): Promise<Exit> {
       if (signal === "SIGKILL" && code === null) {
         reject(new CniError(ERR.TRY_AGAIN_LATER, `${path} did not answer within ${TIMEOUT_MS / 1000} s`, stderr.trim() || undefined));
       } else {
-        resolve({ code, stdout, stderr });
+        resolve({ code, signal, stdout, stderr });
       }
     });
     child.stdin.end(stdin);
@@ -73,18 +74,20 @@ function failure(type: string, command: DelegateCommand, exit: Exit): CniError {
   } catch {
     // not a CNI error
   }
-  return new CniError(ERR.IO, `IPAM plugin ${type} (${command}) exited with ${exit.code}`, (exit.stderr || exit.stdout).trim() || undefined);
+  const how = exit.code !== null ? `exited with ${exit.code}` : `was killed by ${exit.signal}`;
+  return new CniError(ERR.IO, `IPAM plugin ${type} (${command}) ${how}`, (exit.stderr || exit.stdout).trim() || undefined);
 }
 
-// The version each plugin executable was last found to accept for a config version, so the fallback costs one extra call
-// per plugin, not per ADD.
-const negotiated = new Map<string, string>();
+// What each plugin executable (path and modification time: an upgrade is a new plugin) said VERSION supports.
+const supportedVersions = new Map<string, string[]>();
 
 export class DelegatedIpam {
   private readonly path: string;
+  private readonly identity: string;
 
   constructor(private readonly conf: NetConf & { ipam: NonNullable<NetConf["ipam"]> }, private readonly env: Env) {
     this.path = findPlugin(conf.ipam.type, pluginDirsFrom(env));
+    this.identity = `${this.path}@${statSync(this.path).mtimeMs}`;
   }
 
   get type(): string {
@@ -102,33 +105,39 @@ export class DelegatedIpam {
     return version === this.conf.cniVersion ? this.conf.text : JSON.stringify({ ...this.conf.raw, cniVersion: version });
   }
 
-  /** Runs the plugin; returns its stdout. */
+  /**
+   * Runs the plugin; returns its stdout. Tried with the config's version first; VERSION is asked only after a refusal
+   * for the version (code 1), and from then on the shared version is used straight away.
+   */
   async call(command: DelegateCommand): Promise<string> {
-    const cacheKey = `${this.path} ${this.conf.cniVersion}`;
-    const version = negotiated.get(cacheKey) ?? this.conf.cniVersion;
-    let exit = await run(this.path, this.envFor(command), this.stdinFor(version));
+    const known = supportedVersions.get(this.identity);
+    const version = known && !known.includes(this.conf.cniVersion) ? (this.sharedVersion(known) ?? this.conf.cniVersion) : this.conf.cniVersion;
+    const exit = await run(this.path, this.envFor(command), this.stdinFor(version));
     if (exit.code === 0) return exit.stdout;
-    let err = failure(this.type, command, exit);
-    if (err.code !== ERR.INCOMPATIBLE_VERSION || version !== this.conf.cniVersion) throw err;
-    const older = await this.sharedVersion();
-    if (older === undefined) throw err;
-    negotiated.set(cacheKey, older);
-    exit = await run(this.path, this.envFor(command), this.stdinFor(older));
-    if (exit.code === 0) return exit.stdout;
-    err = failure(this.type, command, exit);
+    const err = failure(this.type, command, exit);
+    if (err.code === ERR.INCOMPATIBLE_VERSION && known === undefined && !(await this.versions()).includes(this.conf.cniVersion)) {
+      return this.call(command);
+    }
     throw err;
   }
 
-  /** The newest version below the config's that the plugin and weft both support. */
-  private async sharedVersion(): Promise<string | undefined> {
+  private async versions(): Promise<string[]> {
+    const known = supportedVersions.get(this.identity);
+    if (known) return known;
     const exit = await run(this.path, this.envFor("VERSION"), JSON.stringify({ cniVersion: this.conf.cniVersion }));
     let theirs: unknown;
     try {
       theirs = (JSON.parse(exit.stdout) as { supportedVersions?: unknown }).supportedVersions;
     } catch {
-      return undefined;
+      theirs = undefined;
     }
-    if (!Array.isArray(theirs)) return undefined;
+    const list = Array.isArray(theirs) ? theirs.filter((v): v is string => typeof v === "string") : [];
+    supportedVersions.set(this.identity, list);
+    return list;
+  }
+
+  /** The newest version below the config's that the plugin and weft both support. */
+  private sharedVersion(theirs: string[]): string | undefined {
     return [...SUPPORTED_VERSIONS]
       .filter((v) => theirs.includes(v) && compareVersions(v, this.conf.cniVersion) < 0)
       .sort(compareVersions)
@@ -157,13 +166,9 @@ export class DelegatedIpam {
     await this.call("CHECK");
   }
 
-  /** GC and STATUS are 1.1.0 verbs: a plugin from before them (code 1 or 4) has nothing to say, which is not a failure. */
+  /** GC and STATUS are 1.1.0 verbs: a plugin that does not speak 1.1.0 has nothing to say about them, which is no failure. */
   async optional(command: "GC" | "STATUS"): Promise<void> {
-    try {
-      await this.call(command);
-    } catch (err) {
-      if (err instanceof CniError && (err.code === ERR.INCOMPATIBLE_VERSION || err.code === ERR.INVALID_ENV)) return;
-      throw err;
-    }
+    if (!(await this.versions()).includes(this.conf.cniVersion)) return;
+    await this.call(command);
   }
 }

@@ -4,6 +4,7 @@
 //   1.0.0:               no ips[].version
 //   1.1.0:               interfaces[] may carry "mtu"
 // Keys come out in the order the reference Go types print them, so results compare byte for byte with theirs.
+import { parseCIDR } from "../core/addr.js";
 import { type CniVersion, type Dns, compareVersions } from "./config.js";
 import { CniError, ERR } from "./errors.js";
 
@@ -77,8 +78,16 @@ function shapeDns(dns: Dns): Dns {
 // ---- reading results --------------------------------------------------------------------------------------------------
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const CIDR = /^[0-9a-fA-F.:]+\/\d{1,3}$/;
-const IP = /^[0-9a-fA-F.:]+$/;
+
+function isPrefix(v: unknown): v is string {
+  try {
+    return typeof v === "string" && parseCIDR(v) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+const isAddress = (v: unknown): v is string => typeof v === "string" && !v.includes("/") && isPrefix(`${v}/${ipFamily(v) === 4 ? 32 : 128}`);
 
 /**
  * A result of any supported version (0.3.0 to 1.1.0) as the model: an IPAM plugin's reply or a runtime's prevResult.
@@ -103,13 +112,13 @@ export function parseResult(value: unknown, what: string): CniResult {
     return o;
   });
   const ips = list("ips").map((ip, n): CniIp => {
-    if (!isObject(ip) || typeof ip.address !== "string" || !CIDR.test(ip.address)) return bad(`ips[${n}].address is not address/prefix`);
+    if (!isObject(ip) || !isPrefix(ip.address)) return bad(`ips[${n}].address is not address/prefix`);
     if (ip.version !== undefined && ip.version !== String(ipFamily(ip.address))) {
       return bad(`ips[${n}].version ${JSON.stringify(ip.version)} does not match ${ip.address}`);
     }
     const o: CniIp = { address: ip.address };
     if (ip.gateway !== undefined && ip.gateway !== "") {
-      if (typeof ip.gateway !== "string" || !IP.test(ip.gateway)) return bad(`ips[${n}].gateway is not an address`);
+      if (!isAddress(ip.gateway)) return bad(`ips[${n}].gateway is not an address`);
       o.gateway = ip.gateway;
     }
     if (ip.interface !== undefined && ip.interface !== null) {
@@ -119,8 +128,8 @@ export function parseResult(value: unknown, what: string): CniResult {
     return o;
   });
   const routes = list("routes").map((r, n): CniRoute => {
-    if (!isObject(r) || typeof r.dst !== "string" || !CIDR.test(r.dst)) return bad(`routes[${n}].dst is not a prefix`);
-    if (r.gw !== undefined && r.gw !== "" && (typeof r.gw !== "string" || !IP.test(r.gw))) return bad(`routes[${n}].gw is not an address`);
+    if (!isObject(r) || !isPrefix(r.dst)) return bad(`routes[${n}].dst is not a prefix`);
+    if (r.gw !== undefined && r.gw !== "" && !isAddress(r.gw)) return bad(`routes[${n}].gw is not an address`);
     return typeof r.gw === "string" && r.gw !== "" ? { dst: r.dst, gw: r.gw } : { dst: r.dst };
   });
   const dns = isObject(value.dns) ? (value.dns as Dns) : {};

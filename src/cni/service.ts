@@ -9,6 +9,7 @@ import { cmdDel } from "./del.js";
 import { CniError, ERR, asCniError, errorOutput } from "./errors.js";
 import { cmdGc } from "./gc.js";
 import { BuiltinIpam } from "./ipam.js";
+import { VethReaper } from "./reaper.js";
 import { cmdStatus, versionInfo } from "./status.js";
 
 export type { CniServiceOptions } from "./context.js";
@@ -51,6 +52,7 @@ export function createCniService(opts: CniServiceOptions): CniService {
     opts,
     log: opts.log,
     builtin: new BuiltinIpam({ subnet: opts.subnet, subnetV6: opts.subnetV6, stateDir: opts.stateDir }),
+    reaper: new VethReaper(),
     inFlight: new Set(),
   };
   const queue = new KeyedQueue();

@@ -11,8 +11,8 @@ import { parseCIDR, cidrToString } from "../core/addr.js";
 import { SysError } from "../sys/libc.js";
 import { type RouteInfo, type Rtnl, addAddress, addRoute, createVeth, deleteLink, deleteRoute, listAddresses, listRoutes,
   replaceRoute, rtnl, setLink, setLinkUp } from "../sys/netlink.js";
-import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, NLM_F_DUMP, NLM_F_REQUEST, type NlMessage,
-  NlRequest, RTM_GETLINK, attrString, attrU32, ifinfomsg, parseAttrs } from "../sys/netlink-msg.js";
+import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+  type NlMessage, NlRequest, RTM_DELLINK, RTM_GETLINK, attrString, attrU32, ifinfomsg, parseAttrs } from "../sys/netlink-msg.js";
 import { withNetns } from "../sys/netns.js";
 import { CniError, ERR } from "./errors.js";
 import { type CniIp, type CniRoute, ipFamily } from "./result.js";
@@ -22,13 +22,14 @@ const ESRCH = 3;
 const EINVAL = 22;
 const IFLA_ADDRESS = 1;
 const IFLA_IFALIAS = 20;
+const IFLA_GROUP = 27;
 
 /** "weft" + 11 hex digits of sha256(containerID:ifname): stable across calls, unique per attachment, 15 characters. */
 export function hostVethName(containerID: string, ifname: string): string {
   return `weft${createHash("sha256").update(`${containerID}:${ifname}`).digest("hex").slice(0, 11)}`;
 }
 
-export const HOST_VETH = /^weft[0-9a-f]{11}$/;
+const HOST_VETH = /^weft[0-9a-f]{11}$/;
 
 /** What the host end's alias says (network, container, interface), so GC can tell whose a veth is. */
 export const hostAlias = (network: string, containerID: string, ifname: string): string => `weft ${network} ${containerID} ${ifname}`;
@@ -67,7 +68,7 @@ function parseLinkState(m: NlMessage): LinkState {
   };
 }
 
-export function findLinkState(nl: Rtnl, name: string): LinkState | null {
+function findLinkState(nl: Rtnl, name: string): LinkState | null {
   try {
     const req = new NlRequest(RTM_GETLINK, NLM_F_REQUEST).raw(ifinfomsg({})).string(IFLA_IFNAME, name);
     return parseLinkState(nl.query(req, `link ${name}`)[0]);
@@ -85,7 +86,7 @@ export function listHostVeths(): LinkState[] {
 }
 
 /** Runs `fn` inside the Pod's namespace; a path that is no network namespace is the runtime's mistake (CNI_NETNS). */
-export function inNetns<T>(netns: string, fn: () => T): T {
+function inNetns<T>(netns: string, fn: () => T): T {
   try {
     return withNetns(netns, fn);
   } catch (err) {
@@ -96,8 +97,8 @@ export function inNetns<T>(netns: string, fn: () => T): T {
   }
 }
 
+/** Link `name` in the Pod's namespace, or null. */
 export const linkIn = (netns: string, name: string): LinkState | null => inNetns(netns, () => rtnl((nl) => findLinkState(nl, name)));
-export const hostLink = (name: string): LinkState | null => rtnl((nl) => findLinkState(nl, name));
 
 // ---- ADD ----------------------------------------------------------------------------------------------------------------
 
@@ -125,7 +126,10 @@ function ignoring<T>(errno: number, fn: () => T): T | undefined {
   }
 }
 
-/** Loopback up, DAD off, addresses, the gateway's link route and the routes; returns the Pod interface's MAC. */
+/** Each gateway once: two addresses of a family may share one. */
+const gatewaysOf = (ips: CniIp[]): string[] => [...new Set(ips.map((ip) => ip.gateway!))];
+
+/** Loopback up, DAD off, addresses, the gateways' link routes and the routes; returns the Pod interface as it is now. */
 export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): LinkState {
   return inNetns(pair.netns, () => {
     // An IPv6 address that waits for duplicate address detection is unusable for a second; nothing can duplicate it here.
@@ -135,13 +139,12 @@ export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): 
       setLinkUp(nl, "lo", true);
       setLinkUp(nl, pair.ifname, true);
       for (const ip of ips) {
-        const gateway = ip.gateway!;
         addAddress(nl, pair.ifname, ip.address, { nodad: ipFamily(ip.address) === 6 });
         // The kernel's connected route would have the Pod ARP for its neighbours directly, but they sit behind other
         // veths: every address in the subnet, the gateway aside, must go through the gateway (the ptp trick).
         ignoring(ESRCH, () => deleteRoute(nl, { dst: cidrToString(parseCIDR(ip.address)), dev: pair.ifname }));
-        addRoute(nl, { dst: hostPrefix(gateway), dev: pair.ifname, scope: "link" });
       }
+      for (const gateway of gatewaysOf(ips)) addRoute(nl, { dst: hostPrefix(gateway), dev: pair.ifname, scope: "link" });
       for (const r of routes) {
         const via = r.gw ?? ips.find((ip) => ipFamily(ip.address) === ipFamily(r.dst))?.gateway;
         addRoute(nl, { dst: r.dst, dev: pair.ifname, via });
@@ -151,11 +154,15 @@ export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): 
   });
 }
 
+// The kernel keeps at most 255 bytes of alias; a longer one (an absurdly long network name) is left out, and GC then
+// knows the veth by its name alone.
+const ALIAS_MAX = 255;
+
 /** The host end: its alias, the gateway address(es) as host prefixes, up, and a route to each Pod address. */
 export function configureHost(pair: VethPair, ips: CniIp[], alias: string): LinkState {
   return rtnl((nl) => {
-    setLink(nl, pair.hostVeth, "set alias", (req) => req.string(IFLA_IFALIAS, alias));
-    for (const ip of ips) addAddress(nl, pair.hostVeth, hostPrefix(ip.gateway!), { nodad: ipFamily(ip.address) === 6 });
+    if (Buffer.byteLength(alias) <= ALIAS_MAX) setLink(nl, pair.hostVeth, "set alias", (req) => req.string(IFLA_IFALIAS, alias));
+    for (const gateway of gatewaysOf(ips)) addAddress(nl, pair.hostVeth, hostPrefix(gateway), { nodad: ipFamily(gateway) === 6 });
     setLinkUp(nl, pair.hostVeth, true);
     // Replace, not add: a route left by a veth that vanished without its DEL must not block this Pod.
     for (const ip of ips) replaceRoute(nl, { dst: hostPrefix(bare(ip.address)), dev: pair.hostVeth, scope: "link" });
@@ -165,17 +172,54 @@ export function configureHost(pair: VethPair, ips: CniIp[], alias: string): Link
 
 // ---- DEL ----------------------------------------------------------------------------------------------------------------
 
+/** Deletes link `name`; false when it is not there (or vanished meanwhile). */
+function deleteIfPresent(nl: Rtnl, name: string): boolean {
+  try {
+    deleteLink(nl, name);
+    return true;
+  } catch (err) {
+    if (err instanceof SysError && err.errno === ENODEV) return false;
+    throw err;
+  }
+}
+
 /** Deletes a host veth (its Pod end and every route through it go too); false when it was not there. */
-export function deleteHostVeth(name: string): boolean {
-  return rtnl((nl) => findLinkState(nl, name) !== null && ignoring(ENODEV, () => (deleteLink(nl, name), true)) === true);
+export const deleteHostVeth = (name: string): boolean => rtnl((nl) => deleteIfPresent(nl, name));
+
+// Deleting a veth costs the kernel an RCU grace period (~20 ms) however many devices go at once, so deletions are batched
+// (reaper.ts): each host veth is first moved into a device group of weft's own, then one RTM_DELLINK for the group
+// removes every device in it.
+const DOOMED_GROUP = 0x77656674; // "weft"
+
+/** Puts host veth `name` in the doomed group; false when it is not there. */
+export function markDoomed(name: string): boolean {
+  return rtnl((nl) => {
+    try {
+      setLink(nl, name, "mark for deletion", (req) => req.u32(IFLA_GROUP, DOOMED_GROUP));
+      return true;
+    } catch (err) {
+      if (err instanceof SysError && err.errno === ENODEV) return false;
+      throw err;
+    }
+  });
+}
+
+/** Deletes every device of the doomed group in one go; false when there was none. */
+export function deleteDoomed(): boolean {
+  return rtnl((nl) => {
+    try {
+      nl.change(new NlRequest(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK).raw(ifinfomsg({})).u32(IFLA_GROUP, DOOMED_GROUP), "delete group");
+      return true;
+    } catch (err) {
+      if (err instanceof SysError && err.errno === ENODEV) return false;
+      throw err;
+    }
+  });
 }
 
 /** Deletes the Pod's interface when it is a veth still there without its host end. */
 export function deletePodVeth(netns: string, ifname: string): boolean {
-  return inNetns(netns, () => rtnl((nl) => {
-    const link = findLinkState(nl, ifname);
-    return link?.kind === "veth" && ignoring(ENODEV, () => (deleteLink(nl, ifname), true)) === true;
-  }));
+  return inNetns(netns, () => rtnl((nl) => findLinkState(nl, ifname)?.kind === "veth" && deleteIfPresent(nl, ifname)));
 }
 
 // ---- CHECK --------------------------------------------------------------------------------------------------------------

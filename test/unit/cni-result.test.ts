@@ -67,6 +67,8 @@ describe("parseResult", () => {
       ["text", /not a JSON object/],
       [{ ips: {} }, /"ips" is not a list/],
       [{ ips: [{ address: "10.0.0.2" }] }, /ips\[0\]\.address is not address\/prefix/],
+      [{ ips: [{ address: "10.0.0.256/24" }] }, /ips\[0\]\.address is not address\/prefix/],
+      [{ ips: [{ address: "10.0.0.2/24", gateway: "10.0.0.1/24" }] }, /gateway is not an address/],
       [{ ips: [{ version: "6", address: "10.0.0.2/24" }] }, /version "6" does not match/],
       [{ ips: [{ address: "10.0.0.2/24", gateway: 5 }] }, /gateway is not an address/],
       [{ routes: [{ gw: "10.0.0.1" }] }, /routes\[0\]\.dst/],
