@@ -53,7 +53,7 @@ function pingRtts(lab: Lab, count: number): number[] {
 
 async function measure(mode: BenchMode, seconds: number, say: (s: string) => void): Promise<ModeResult> {
   say(`[${mode}] building the two-node lab`);
-  const lab = await new Lab({ mode }).up();
+  const lab = await new Lab({ mode, podsVia: "cni" }).up();
   const server = spawn("ip", ["netns", "exec", lab.pod(2).ns, "iperf3", "-s", "-p", "5201"], { stdio: "ignore" });
   try {
     await sleep(300);

@@ -25,6 +25,11 @@ export interface LabOptions {
   prefix?: string;
   /** Extra agent config keys. */
   agentConfig?: Record<string, unknown>;
+  /**
+   * How Pods on weft nodes are made: "hand" wires them here (ptp style, like the CNI plugin), "cni" asks the node's agent
+   * through the real front end (build/cni/weft) exactly as a runtime would. Kernel and routed nodes are always wired here.
+   */
+  podsVia?: "hand" | "cni";
   log?: (line: string) => void;
 }
 
@@ -88,11 +93,14 @@ export class Lab {
   async up(): Promise<this> {
     try {
       this.buildUnderlay();
-      for (const node of this.nodes) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      const viaCni = (n: LabNode) => this.opts.podsVia === "cni" && this.isWeft(n);
+      for (const node of this.nodes.filter((n) => !viaCni(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
       if (this.mode === "routed") this.routeHostGw();
       if (this.mode === "kernel-vxlan") this.nodes.forEach((n) => this.kernelVxlan(n));
       if (this.mode === "mixed") this.kernelVxlan(this.nodes[0]);
       if (this.mode === "weft" || this.mode === "mixed") await this.startAgents();
+      for (const node of this.nodes.filter(viaCni)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPodViaCni(node, p);
+      this.pods.sort((a, b) => a.node - b.node);
       return this;
     } catch (err) {
       await this.down();
@@ -123,13 +131,24 @@ export class Lab {
     waitFor(() => this.nodes.every((n) => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP")), 5000, "underlay link up");
   }
 
+  isWeft(n: LabNode): boolean {
+    return this.mode === "weft" || (this.mode === "mixed" && n.index === 2);
+  }
+
+  /** Pod MTU: what flannel (and weft's agent) give Pods on an overlay, the underlay's on routed nodes. */
+  private podMtu(): number {
+    const underlay = this.opts.underlayMtu ?? 1500;
+    return this.mode === "routed" ? underlay : underlay - 50;
+  }
+
   /** A Pod wired as the CNI plugin wires it: address /24, gw/32 scope link + default via gw; host side gw/32 + pod/32. */
   private addPod(node: LabNode, p: number): void {
     const ns = this.addNamespace(`${this.prefix}p${node.index}${String.fromCharCode(97 + p)}`);
     const podIP = `10.244.${node.index}.${10 + p}`;
     const gw = `10.244.${node.index}.1`;
     const hostVeth = `${this.prefix}h${node.index}${String.fromCharCode(97 + p)}`;
-    ip("link", "add", hostVeth, "netns", node.ns, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    const mtu = String(this.podMtu());
+    ip("link", "add", hostVeth, "netns", node.ns, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "netns", ns, "mtu", mtu);
     ip("-n", ns, "addr", "add", `${podIP}/24`, "dev", "eth0");
     ip("-n", ns, "link", "set", "eth0", "up");
     ip("-n", ns, "route", "add", `${gw}/32`, "dev", "eth0", "scope", "link");
@@ -138,6 +157,21 @@ export class Lab {
     ip("-n", node.ns, "addr", "add", `${gw}/32`, "dev", hostVeth);
     ip("-n", node.ns, "route", "add", `${podIP}/32`, "dev", hostVeth);
     this.pods.push({ ns, node: node.index, ip: podIP, hostVeth });
+  }
+
+  /** A Pod made by the node's agent through the real CNI front end, as a runtime calls it. */
+  private addPodViaCni(node: LabNode, p: number): void {
+    const ns = this.addNamespace(`${this.prefix}p${node.index}${String.fromCharCode(97 + p)}`);
+    const result = JSON.parse(this.cni(node, "ADD", ns)) as { interfaces: { name: string; sandbox?: string }[]; ips: { address: string }[] };
+    const hostVeth = result.interfaces.find((i) => !i.sandbox)?.name ?? "";
+    this.pods.push({ ns, node: node.index, ip: result.ips[0].address.split("/")[0], hostVeth });
+  }
+
+  /** Runs the CNI front end for Pod namespace `ns` on `node` (CNI_CONTAINERID = ns, CNI_IFNAME = eth0); its stdout. */
+  cni(node: LabNode, command: "ADD" | "DEL" | "CHECK", ns: string): string {
+    const config = { cniVersion: "1.0.0", name: "weft", type: "weft", socket: node.socket };
+    return sh("ip", ["netns", "exec", node.ns, "env", "-i", `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${ns}`, `CNI_NETNS=/run/netns/${ns}`,
+      "CNI_IFNAME=eth0", "CNI_PATH=/usr/lib/cni:/opt/cni/bin", join(PACKAGE_ROOT, "build", "cni", "weft")], { input: JSON.stringify(config) });
   }
 
   private routeHostGw(): void {

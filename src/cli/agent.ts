@@ -17,6 +17,7 @@ import { addrAdd, linkSetMtu, linkSetUp, routeAdd, underlayFor } from "../sys/ne
 import { openTun, type TunDevice } from "../sys/tun.js";
 import { openUdp, type UdpSocket } from "../sys/udp.js";
 import { PeerIndex } from "./peers.js";
+import { createCniService } from "../cni/service.js";
 
 const MAX_PEERS = 4096;
 const BATCH = 64;
@@ -48,6 +49,7 @@ class Agent {
   private dataplane?: Dataplane;
   private peers?: PeerIndex;
   private api?: Server;
+  private cni?: ReturnType<typeof createCniService>;
   private metricsServer?: MetricsServer;
   private readonly metrics = new WeftMetrics();
   private readonly lastSeen = new Map<number, { rx: number; at: number }>();
@@ -97,7 +99,18 @@ class Agent {
     this.metrics.setInfo({ node: c.nodeName, subnet: this.record.subnet, vtepMAC: c.vtepMAC, version: packageVersion() });
     this.metrics.setOffload({ [this.tun!.mode]: true, udp_segment: this.udp!.gso, udp_gro: this.udp!.gro });
     this.metricsServer = await startMetricsServer(this.metrics, c.metrics, { healthy: () => this.ready });
-    this.api = await startApiServer(c.socket, { status: () => this.status() });
+    this.cni = createCniService({
+      subnet: this.record.subnet,
+      subnetV6: this.record.subnetV6,
+      mtu: this.mtu,
+      stateDir: c.stateDir,
+      log: this.log.child({ part: "cni" }),
+      ready: () => this.ready,
+    });
+    this.api = await startApiServer(c.socket, {
+      status: () => this.status(),
+      cni: (req) => this.cni!.handle(cniRequest(req)),
+    });
     this.ready = true;
     this.log.info({ device: this.tun!.name, mode: this.tun!.mode, udpSegment: this.udp!.gso, udpGro: this.udp!.gro, mtu: this.mtu,
       underlay: underlay.name, metrics: this.metricsServer.address, socket: c.socket }, "weft agent ready");
@@ -200,6 +213,7 @@ class Agent {
   /** Undo in reverse. Closing the TUN fd removes weft0 and, with it, its address and routes. */
   async stop(): Promise<void> {
     this.ready = false;
+    await this.cni?.close();
     await this.dataplane?.stop();
     this.tun?.close();
     this.udp?.close();
@@ -208,6 +222,15 @@ class Agent {
     await this.metricsServer?.close();
     await this.registry?.close();
   }
+}
+
+/** The front end's request: `env` (the CNI_* variables that were set) and `stdin`, both checked to be strings. */
+function cniRequest(req: Record<string, unknown>): { env: Record<string, string>; stdin: string } {
+  const env: Record<string, string> = {};
+  if (typeof req.env === "object" && req.env !== null) {
+    for (const [k, v] of Object.entries(req.env)) if (k.startsWith("CNI_") && typeof v === "string") env[k] = v;
+  }
+  return { env, stdin: typeof req.stdin === "string" ? req.stdin : "" };
 }
 
 /** Pods are routed by this node: forwarding must be on (flannel leaves it to the operator; we say what we change). */

@@ -78,8 +78,9 @@ function coreSelfCheck(): boolean {
 
 /** Two weft nodes in namespaces: Pods talk across the overlay; the agents' status is shown. */
 async function twoNodeDemo(): Promise<boolean> {
-  console.log("\ntwo weft nodes in network namespaces (node1 10.244.1.0/24, node2 10.244.2.0/24), one Pod each\n");
-  const lab = new Lab({ mode: "weft" });
+  console.log("\ntwo weft nodes in network namespaces (node1 10.244.1.0/24, node2 10.244.2.0/24), one Pod each, made by each");
+  console.log("node's agent through the CNI front end (build/cni/weft), as a container runtime would call it\n");
+  const lab = new Lab({ mode: "weft", podsVia: "cni" });
   let ok = true;
   try {
     await lab.up();
