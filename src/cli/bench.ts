@@ -2,6 +2,7 @@
 // packet core's micro-benchmarks and the route-table benchmark. Everything printed and written as JSON (+ SVG).
 import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
+import { runCniBench } from "../../bench/cni.js";
 import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
 import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
 
@@ -11,6 +12,7 @@ export interface BenchOptions {
   overlay: boolean;
   core: boolean;
   lpm: boolean;
+  cni: boolean;
   modes?: string;
 }
 
@@ -38,5 +40,12 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     console.log(`\nwrote ${writeResult("core", { date: new Date().toISOString(), node: process.version, ...core }, out)}`);
   }
   if (opts.lpm) runLpmBench(out);
+  if (opts.cni) {
+    if (process.getuid?.() !== 0) {
+      console.error("weft bench: the CNI benchmark creates veths and namespaces and needs root");
+      return 2;
+    }
+    await runCniBench({ outDir: out });
+  }
   return 0;
 }
