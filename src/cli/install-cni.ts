@@ -2,10 +2,9 @@
 // a conflist (weft, then portmap) into its config directory. Both are replaced atomically: a runtime may execute the
 // plugin or read the config at any moment, and must never see half a file. The temporaries end in .tmp, an extension
 // the runtimes' config loaders ignore.
-import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { basename, dirname, isAbsolute, join } from "node:path";
-import { fsyncDirectory, writeFileAtomic } from "../control/atomic-file.js";
+import { existsSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { writeFileAtomic } from "../control/atomic-file.js";
 import { PACKAGE_ROOT } from "../paths.js";
 
 export const CNI_FRONTEND = join(PACKAGE_ROOT, "build", "cni", "weft");
@@ -46,7 +45,7 @@ export async function runInstallCni({
   const conflist = join(confDir, `10-${name}.conflist`);
   try {
     const binary = readFileSync(source);
-    installFileAtomic(plugin, binary, 0o755);
+    writeFileAtomic(plugin, binary, 0o755);
     console.log(`installed ${plugin} (the weft CNI front end, ${Math.ceil(binary.length / 1024)} KiB, static)`);
     writeFileAtomic(conflist, JSON.stringify(conflistFor({ name, socket, mtu }), null, 2) + "\n", 0o644);
     console.log(`installed ${conflist} (network "${name}": weft, then portmap; agent socket ${socket})`);
@@ -80,28 +79,3 @@ export function conflistFor({ name = "weft", socket = DEFAULT_SOCKET, mtu }: { n
   };
 }
 
-// writeFileAtomic's twin for binary content and an exact mode (the umask must not take the execute bits away).
-function installFileAtomic(path: string, data: Buffer, mode: number): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  try {
-    const fd = openSync(tmp, "wx", mode);
-    try {
-      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done);
-      fchmodSync(fd, mode);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temporary was never created or is already renamed
-    }
-    throw e;
-  }
-  fsyncDirectory(dir);
-}
