@@ -107,6 +107,7 @@ async function twoNodeDemo(): Promise<boolean> {
     await new Promise((r) => server.once("exit", r));
     const [src, bytes] = heard.trim().split(" ");
     ok = check("TCP 50 MB Pod → Pod, source address kept (no NAT)", src === p1.ip && Number(bytes) === 50_000_000, `server saw ${src}, ${bytes} bytes`) && ok;
+    await new Promise((r) => setTimeout(r, 1500)); // the workers report their counters every second
     console.log("\n$ weft status   (on node1)");
     const { execFileSync } = await import("node:child_process");
     console.log(execFileSync("ip", ["netns", "exec", lab.nodes[0].ns, process.execPath, process.argv[1], "status", "--socket", lab.nodes[0].socket!], { encoding: "utf8" }));
