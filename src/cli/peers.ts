@@ -52,9 +52,7 @@ export class PeerIndex {
 
   private reject(rec: NodeRecord): string | null {
     if (rec.vni !== this.self.vni) return `VNI ${rec.vni} differs from ours (${this.self.vni})`;
-    if ((rec.publicIP.includes(":") ? 6 : 4) !== this.underlayFamily && this.underlayFamily === 4) {
-      return `publicIP ${rec.publicIP} is IPv6 but our underlay socket is IPv4`;
-    }
+    if (this.underlayFamily === 4 && rec.publicIP.includes(":")) return `publicIP ${rec.publicIP} is IPv6 but our underlay socket is IPv4`;
     if (cidrOverlaps(parseCIDR(rec.subnet), parseCIDR(this.self.subnet))) return `subnet ${rec.subnet} overlaps ours (${this.self.subnet})`;
     for (const other of this.byName.values()) {
       if (other.nodeName !== rec.nodeName && other.subnet && cidrOverlaps(parseCIDR(other.subnet), parseCIDR(rec.subnet))) {
