@@ -1,5 +1,6 @@
 // `weft agent`: the node's overlay. Reads the config, leases a subnet, creates the TUN device and the underlay socket,
 // starts the dataplane workers, keeps peers in sync with the registry, and serves status and metrics.
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { nthAddress, parseCIDR } from "../core/addr.js";
@@ -20,6 +21,8 @@ import { PeerIndex } from "./peers.js";
 import { createCniService } from "../cni/service.js";
 
 const MAX_PEERS = 4096;
+/** Sockets (and so outer source ports) flows are spread over; DESIGN §4 wants the inner flow's entropy in the source port. */
+const SOURCE_PORTS = 8;
 const BATCH = 64;
 const REPORT_MS = 1000;
 
@@ -35,6 +38,8 @@ export interface AgentStatus {
   device: string;
   mtu: number;
   offloads: { tun: string; udpSegment: boolean; udpGro: boolean };
+  /** Outer UDP source ports flows are spread over (first, last). */
+  sourcePorts: [number, number];
   /** `live`: both dataplane workers have the peer's routes and address. */
   peers: (PeerEntry & { live: boolean; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; lastSeen: string | null })[];
   counters: Record<string, number>;
@@ -46,6 +51,9 @@ class Agent {
   private record?: NodeRecord;
   private tun?: TunDevice;
   private udp?: UdpSocket;
+  /** TX sockets bound to sourcePortBase + i. */
+  private txPool: UdpSocket[] = [];
+  private sourcePortBase = 0;
   private dataplane?: Dataplane;
   private peers?: PeerIndex;
   private api?: Server;
@@ -76,9 +84,10 @@ class Agent {
     await this.dataplane.start({
       tunFd: this.tun!.fd,
       udpFd: this.udp!.fd,
+      txFds: this.txPool.map((u) => u.fd),
       udpFamily: this.udp!.family,
       peerPort: c.port,
-      gso: this.udp!.gso,
+      gso: this.txPool[0].gso,
       gro: this.udp!.gro,
       identity: {
         vni: c.vni,
@@ -89,6 +98,8 @@ class Agent {
         subnet6: this.record.subnetV6,
         icmpSource4: nthAddress(parseCIDR(this.record.subnet), 0),
         icmpSource6: this.record.subnetV6 ? nthAddress(parseCIDR(this.record.subnetV6), 0) : undefined,
+        sourcePortBase: this.sourcePortBase,
+        sourcePortCount: this.txPool.length,
       },
       maxPeers: MAX_PEERS,
       batch: BATCH,
@@ -138,6 +149,34 @@ class Agent {
     if (!this.udp.gso) this.log.warn("UDP_SEGMENT refused by the kernel: one datagram per message in each sendmmsg");
     if (!this.udp.gro) this.log.warn("UDP_GRO refused by the kernel: one datagram per receive");
     this.log.debug({ underlay: underlayName, sendBuffer: this.udp.sendBufferBytes, recvBuffer: this.udp.recvBufferBytes }, "underlay socket");
+    this.openSourcePorts();
+  }
+
+  /**
+   * SOURCE_PORTS sending sockets on consecutive ports in 49152–65535, starting where a hash of the node name points
+   * (stable across restarts), moving on when a port is taken. When no run of free ports is found, everything leaves from
+   * the VXLAN port, as flannel's UDP backend does, and the log says so.
+   */
+  private openSourcePorts(): void {
+    const c = this.config;
+    const family = this.udp!.family;
+    const span = 65536 - 49152 - SOURCE_PORTS;
+    const start = createHash("sha256").update(c.nodeName).digest().readUInt32BE(0) % span;
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const base = 49152 + ((start + attempt * 997) % span);
+      const pool: UdpSocket[] = [];
+      try {
+        for (let i = 0; i < SOURCE_PORTS; i++) pool.push(openUdp({ family, address: c.publicIP, port: base + i, gro: false }));
+        this.txPool = pool;
+        this.sourcePortBase = base;
+        return;
+      } catch {
+        pool.forEach((u) => u.close());
+      }
+    }
+    this.log.warn({ port: c.port }, "no free run of source ports in 49152-65535: sending every flow from the VXLAN port");
+    this.txPool = [this.udp!];
+    this.sourcePortBase = c.port;
   }
 
   private followRegistry(): void {
@@ -200,7 +239,8 @@ class Agent {
       vtepMAC: c.vtepMAC,
       device: this.tun!.name,
       mtu: this.mtu,
-      offloads: { tun: this.tun!.mode, udpSegment: this.udp!.gso, udpGro: this.udp!.gro },
+      offloads: { tun: this.tun!.mode, udpSegment: this.txPool[0]?.gso ?? false, udpGro: this.udp!.gro },
+      sourcePorts: [this.sourcePortBase, this.sourcePortBase + this.txPool.length - 1],
       peers: (this.peers?.entries() ?? []).map((p) => {
         const t = stats?.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
         const seen = this.lastSeen.get(p.index)?.at;
@@ -216,6 +256,7 @@ class Agent {
     await this.cni?.close();
     await this.dataplane?.stop();
     this.tun?.close();
+    for (const u of this.txPool) if (u !== this.udp) u.close();
     this.udp?.close();
     await new Promise<void>((res) => (this.api ? this.api.close(() => res()) : res()));
     rmSync(this.config.socket, { force: true });

@@ -23,7 +23,7 @@ export async function runStatus(opts: { socket: string; json: boolean }): Promis
   }
   console.log(`node      ${s.nodeName} (${s.ready ? "ready" : "starting"})`);
   console.log(`subnet    ${s.subnet}${s.subnetV6 ? `, ${s.subnetV6}` : ""}`);
-  console.log(`underlay  ${s.publicIP}:${s.port}  VNI ${s.vni}  VtepMAC ${s.vtepMAC}`);
+  console.log(`underlay  ${s.publicIP}:${s.port}  VNI ${s.vni}  VtepMAC ${s.vtepMAC}  source ports ${s.sourcePorts[0]}-${s.sourcePorts[1]}`);
   console.log(`device    ${s.device}  MTU ${s.mtu}  TUN ${s.offloads.tun}  UDP_SEGMENT ${s.offloads.udpSegment ? "on" : "off"}  UDP_GRO ${s.offloads.udpGro ? "on" : "off"}`);
   console.log(`\npeers (${s.peers.length})`);
   for (const p of s.peers) {

@@ -5,7 +5,13 @@ import type { Identity } from "../core/index.js";
 export interface WorkerInit {
   role: "tx" | "rx";
   tunFd: number;
+  /** The socket bound to the VXLAN port: RX receives on it. */
   udpFd: number;
+  /**
+   * TX sends from these, bound to consecutive ports from the core's sourcePortBase: the group whose flow hash picked
+   * source port base + i goes out of txFds[i], so the outer source port carries the inner flow's entropy (DESIGN §4).
+   */
+  txFds: number[];
   /** The UDP socket's address family (selects the sockaddr layout for sendmmsg/recvmmsg). */
   udpFamily: 4 | 6;
   /** The underlay port peers listen on (destination of every datagram we send). */

@@ -26,8 +26,11 @@ let running = true;
 /** Failures of the syscalls around the core, reported with its counters. */
 const io = { tx_send_errors: 0, tx_send_stalls: 0, rx_tun_write_errors: 0, tx_tun_write_errors: 0 };
 
-/** TX: room for the groups of a full batch (two per 64 KiB super-packet) in one sendmmsg; RX: one entry per slot. */
-const msgs = new MsgBatch({ capacity: init.role === "tx" ? init.batch * 4 : init.batch, expandSegments: init.role === "tx" && !init.gso });
+/** RX: one entry per slot. */
+const msgs = new MsgBatch({ capacity: init.batch, expandSegments: false });
+/** TX: one batch per source-port socket, each with room for the groups of a full batch (two per 64 KiB super-packet). */
+const sends = init.role === "tx" ? init.txFds.map((fd) => ({ fd, batch: new MsgBatch({ capacity: init.batch * 4, expandSegments: !init.gso }) })) : [];
+const sportBase = init.identity.sourcePortBase ?? 0;
 
 /** Route inserts may grow WASM memory, which moves it: re-derive native addresses. */
 function refreshBase(): void {
@@ -109,7 +112,6 @@ function txBatch(): void {
   if (n === 0) return;
   recordBatch(n);
   const groups = core.exports.encap(n);
-  msgs.clear();
   for (let g = 0; g < groups; g++) {
     const d = core.at.txGroups + g * TX_GROUP.STRIDE;
     const peer = peers.get(view.getUint16(d + TX_GROUP.PEER, true));
@@ -118,13 +120,14 @@ function txBatch(): void {
     const address = base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true);
     const length = view.getUint32(d + TX_GROUP.LENGTH, true);
     const segSize = segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0;
+    const out = sends[(view.getUint16(d + TX_GROUP.SPORT, true) - sportBase) % sends.length];
     // A batch of 64 super-packets makes ~128 groups: send each full sendmmsg and go on.
-    if (!msgs.add(peer.dest, address, length, segSize)) {
-      send();
-      msgs.add(peer.dest, address, length, segSize);
+    if (!out.batch.add(peer.dest, address, length, segSize)) {
+      send(out);
+      out.batch.add(peer.dest, address, length, segSize);
     }
   }
-  send();
+  for (const out of sends) send(out);
   const replies = core.exports.txReplyCount();
   for (let k = 0; k < replies; k++) {
     const d = core.at.txReplyDesc + k * OUT_PKT.STRIDE;
@@ -134,14 +137,15 @@ function txBatch(): void {
   }
 }
 
-/** One sendmmsg for what the batch holds. */
-function send(): void {
-  if (msgs.count === 0) return;
+/** One sendmmsg for what a socket's batch holds. */
+function send(out: { fd: number; batch: MsgBatch }): void {
+  const b = out.batch;
+  if (b.count === 0) return;
   // A refused entry (EMSGSIZE, ENETUNREACH…) is skipped by sendBatch and counted here; a socket that stays full past the
   // wait drops the rest of the batch, like a full qdisc would.
-  if (msgs.sendBatch(init.udpFd) < msgs.count) io.tx_send_stalls++;
-  io.tx_send_errors += msgs.failed;
-  msgs.clear();
+  if (b.sendBatch(out.fd) < b.count) io.tx_send_stalls++;
+  io.tx_send_errors += b.failed;
+  b.clear();
 }
 
 // ---- RX -----------------------------------------------------------------------------------------------------------------

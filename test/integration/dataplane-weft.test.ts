@@ -107,6 +107,30 @@ describe.skipIf(!isRoot)("dataplane: two weft nodes", () => {
     }
   });
 
+  it("outer source ports carry the flows' entropy: several flows leave from several ports of the agent's range", async () => {
+    const [a, b] = [lab.pod(1), lab.pod(2)];
+    const { sourcePorts } = (await status(lab.nodes[0].socket!)) as Status & { sourcePorts: [number, number] };
+    expect(sourcePorts[0]).toBeGreaterThanOrEqual(49152);
+    expect(sourcePorts[1]).toBeLessThanOrEqual(65535);
+    const server = spawnIn(b.ns, "iperf3", ["-s", "-1", "-p", "5302"]);
+    const dump = spawnIn(lab.nodes[1].ns, "tcpdump", ["-n", "-l", "-i", `${lab.prefix}u2`, "-c", "2000", "udp and dst port 4789 and src host 192.168.200.1"]);
+    try {
+      await sleep(500);
+      lab.exec(a.ns, "iperf3", ["-c", b.ip, "-p", "5302", "-t", "2", "-P", "8", "-J"], { timeoutMs: 60_000 });
+      await sleep(300);
+    } finally {
+      dump.kill();
+      server.kill();
+    }
+    const { stdout } = await dump.done;
+    const ports = new Set([...stdout.matchAll(/192\.168\.200\.1\.(\d+) >/g)].map((m) => Number(m[1])));
+    expect(ports.size).toBeGreaterThan(1);
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(sourcePorts[0]);
+      expect(port).toBeLessThanOrEqual(sourcePorts[1]);
+    }
+  });
+
   it("nothing was dropped for a bad reason along the way", async () => {
     // Spoofed sources included: the agent turns IPv6 off on weft0 when there is no IPv6 Pod subnet, so the kernel's
     // link-local chatter (router solicitations, MLD) never reaches the egress filter.
