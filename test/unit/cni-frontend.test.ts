@@ -1,7 +1,7 @@
 // The CNI front end (src/cni/frontend/weft.c) as a runtime sees it: a child process with CNI_* variables and a network
 // config on stdin, talking to a fake agent on a unix socket that records each request line and answers as scripted.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,7 +9,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CNI_FRONTEND } from "../../src/cli/install-cni.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 
-const SOURCE = join(PACKAGE_ROOT, "src", "cni", "frontend", "weft.c");
+const SOURCE_DIR = join(PACKAGE_ROOT, "src", "cni", "frontend");
+/** The newest change to the front end's C sources. */
+const sourcesChanged = () => Math.max(...readdirSync(SOURCE_DIR).filter((f) => /\.[ch]$/.test(f)).map((f) => statSync(join(SOURCE_DIR, f)).mtimeMs));
 const DEFAULT_SOCKET = "/run/weft/weft.sock";
 const MAX_CONFIG_BYTES = 1024 * 1024;
 const SUPPORTED = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -89,7 +91,7 @@ let dir: string;
 let agent: FakeAgent | undefined;
 
 beforeAll(() => {
-  if (!existsSync(CNI_FRONTEND) || statSync(CNI_FRONTEND).mtimeMs < statSync(SOURCE).mtimeMs) {
+  if (!existsSync(CNI_FRONTEND) || statSync(CNI_FRONTEND).mtimeMs < sourcesChanged()) {
     execFileSync("npm", ["run", "--silent", "build:cni"], { cwd: PACKAGE_ROOT, stdio: "inherit" });
   }
   dir = mkdtempSync(join(tmpdir(), "weft-cni-"));

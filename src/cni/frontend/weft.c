@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
+#include "json.h"
+
 #define DEFAULT_SOCKET "/run/weft/weft.sock"
 #define DEFAULT_CNI_VERSION "1.1.0"
 #define SUPPORTED_VERSIONS "[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
@@ -33,12 +36,8 @@
 #define MAX_REPLY_TIMEOUT_MS (60 * 60 * 1000)
 #define TIMEOUT_ENV "WEFT_CNI_TIMEOUT_MS"
 
-#define MAX_JSON_DEPTH 64
-#define MAX_KEY_BYTES 32
 #define MAX_VERSION_BYTES 64
 #define MAX_MESSAGE_BYTES 4096
-#define WRITER_BUFFER_BYTES 65536
-#define NO_DEADLINE (-1)
 
 // Well-known error codes of the CNI spec 1.1.0; 999 is "anything else".
 enum {
@@ -55,13 +54,6 @@ static const char *const FORWARDED_ENV[] = {"CNI_COMMAND", "CNI_CONTAINERID", "C
 static const char *const COMMANDS[] = {"ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"};
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-struct writer {
-  int fd;
-  int64_t deadline;  // CLOCK_MONOTONIC milliseconds, or NO_DEADLINE
-  int err;           // first errno seen; later writes are dropped
-  size_t len;
-  char buf[WRITER_BUFFER_BYTES];
-};
 
 // One byte more than each limit, to tell "exactly at the limit" from "over it".
 static char config[MAX_CONFIG_BYTES + 1];
@@ -71,125 +63,6 @@ static struct writer request = {.fd = -1};
 
 // What error JSON and VERSION report as their cniVersion: the config's, once it is known.
 static char cni_version[MAX_VERSION_BYTES + 1] = DEFAULT_CNI_VERSION;
-
-/* ---------------------------------------------------------------------------------------------------------------- I/O */
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-// Waits until fd is ready for `events`: 0, or -1 with errno (ETIMEDOUT once the deadline has passed).
-static int wait_ready(int fd, short events, int64_t deadline) {
-  for (;;) {
-    int timeout = -1;
-    if (deadline != NO_DEADLINE) {
-      int64_t left = deadline - now_ms();
-      if (left <= 0) {
-        errno = ETIMEDOUT;
-        return -1;
-      }
-      timeout = left > INT_MAX ? INT_MAX : (int)left;
-    }
-    struct pollfd p = {.fd = fd, .events = events};
-    int r = poll(&p, 1, timeout);
-    if (r > 0) return 0;  // readiness includes POLLERR/POLLHUP: the read or write that follows reports them
-    if (r < 0 && errno != EINTR) return -1;
-  }
-}
-
-static int write_all(int fd, const char *p, size_t n, int64_t deadline) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w > 0) {
-      p += w;
-      n -= (size_t)w;
-    } else if (w < 0 && errno == EINTR) {
-      continue;
-    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (wait_ready(fd, POLLOUT, deadline) < 0) return -1;
-    } else {
-      if (w == 0) errno = EIO;
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static void writer_flush(struct writer *w) {
-  if (w->err == 0 && w->len > 0 && write_all(w->fd, w->buf, w->len, w->deadline) < 0) w->err = errno;
-  w->len = 0;
-}
-
-static void writer_bytes(struct writer *w, const char *p, size_t n) {
-  while (n > 0 && w->err == 0) {
-    if (w->len == sizeof w->buf) writer_flush(w);
-    size_t room = sizeof w->buf - w->len;
-    size_t take = n < room ? n : room;
-    memcpy(w->buf + w->len, p, take);
-    w->len += take;
-    p += take;
-    n -= take;
-  }
-}
-
-static void writer_str(struct writer *w, const char *s) { writer_bytes(w, s, strlen(s)); }
-
-// Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, surrogates or values past U+10FFFF), or 0.
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-  unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-  size_t len;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (n < len || p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  return len;
-}
-
-// Writes s as a JSON string. Bytes that are not UTF-8 become U+FFFD here rather than in the agent's decoder, so what goes
-// on the wire is always valid JSON text, and the only raw newline is the one that ends the request.
-static void writer_json_string(struct writer *w, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = (const unsigned char *)s;
-  writer_bytes(w, "\"", 1);
-  for (size_t i = 0; i < n;) {
-    unsigned char c = p[i];
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      writer_bytes(w, e, 2);
-      i++;
-    } else if (c < 0x20) {
-      const char *short_form = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
-      char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF], 0};
-      writer_str(w, short_form ? short_form : e);
-      i++;
-    } else {
-      size_t len = utf8_sequence(p + i, n - i);
-      if (len == 0) {
-        writer_str(w, "\\ufffd");
-        i++;
-      } else {
-        writer_bytes(w, s + i, len);
-        i += len;
-      }
-    }
-  }
-  writer_bytes(w, "\"", 1);
-}
 
 /* ------------------------------------------------------------------------------------------------------------- errors */
 
@@ -213,215 +86,6 @@ __attribute__((format(printf, 3, 4))) static _Noreturn void fail(int code, const
   writer_str(&out, "}\n");
   writer_flush(&out);
   exit(1);
-}
-
-/* ------------------------------------------------------------------------------------------------------- JSON reading */
-
-// A cursor over JSON text. Strings can be decoded into a separate buffer or in place (the decoded form is never longer
-// than the escaped one, so writing at or behind the cursor never overtakes it).
-struct json {
-  char *s;
-  size_t n;
-  size_t i;
-};
-
-static void skip_ws(struct json *j) {
-  while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' || j->s[j->i] == '\r')) j->i++;
-}
-
-static bool peek(struct json *j, char c) {
-  skip_ws(j);
-  return j->i < j->n && j->s[j->i] == c;
-}
-
-static bool eat(struct json *j, char c) {
-  if (!peek(j, c)) return false;
-  j->i++;
-  return true;
-}
-
-static int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Reads the four hex digits of a \u escape whose backslash is at j->i.
-static bool read_u_escape(struct json *j, size_t at, uint32_t *unit) {
-  if (at + 6 > j->n || j->s[at] != '\\' || j->s[at + 1] != 'u') return false;
-  uint32_t v = 0;
-  for (size_t k = at + 2; k < at + 6; k++) {
-    int h = hex_value(j->s[k]);
-    if (h < 0) return false;
-    v = v << 4 | (uint32_t)h;
-  }
-  *unit = v;
-  return true;
-}
-
-struct sink {
-  char *out;   // NULL: decode and discard
-  size_t cap;  // bytes out can hold
-  size_t len;  // bytes decoded, including any that did not fit
-};
-
-static void sink_byte(struct sink *k, unsigned char b) {
-  if (k->out && k->len < k->cap) k->out[k->len] = (char)b;
-  k->len++;
-}
-
-static void sink_code_point(struct sink *k, uint32_t cp) {
-  if (cp < 0x80) {
-    sink_byte(k, (unsigned char)cp);
-  } else if (cp < 0x800) {
-    sink_byte(k, (unsigned char)(0xC0 | cp >> 6));
-    sink_byte(k, (unsigned char)(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    sink_byte(k, (unsigned char)(0xE0 | cp >> 12));
-    sink_byte(k, (unsigned char)(0x80 | (cp >> 6 & 0x3F)));
-    sink_byte(k, (unsigned char)(0x80 | (cp & 0x3F)));
-  } else {
-    sink_byte(k, (unsigned char)(0xF0 | cp >> 18));
-    sink_byte(k, (unsigned char)(0x80 | (cp >> 12 & 0x3F)));
-    sink_byte(k, (unsigned char)(0x80 | (cp >> 6 & 0x3F)));
-    sink_byte(k, (unsigned char)(0x80 | (cp & 0x3F)));
-  }
-}
-
-// Decodes the \u escape at j->i (one, or a surrogate pair) into k. A lone surrogate becomes U+FFFD, as it would when the
-// agent's JavaScript string is written out as UTF-8.
-static bool decode_u_escape(struct json *j, struct sink *k) {
-  uint32_t unit, low;
-  if (!read_u_escape(j, j->i, &unit)) return false;
-  j->i += 6;
-  if (unit >= 0xD800 && unit <= 0xDBFF && read_u_escape(j, j->i, &low) && low >= 0xDC00 && low <= 0xDFFF) {
-    j->i += 6;
-    sink_code_point(k, 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00));
-  } else {
-    sink_code_point(k, unit >= 0xD800 && unit <= 0xDFFF ? 0xFFFD : unit);
-  }
-  return true;
-}
-
-// Decodes the string at the cursor into k (see struct sink). Raw control characters are invalid JSON and rejected.
-static bool parse_string(struct json *j, struct sink *k) {
-  if (!eat(j, '"')) return false;
-  while (j->i < j->n) {
-    unsigned char c = (unsigned char)j->s[j->i];
-    if (c == '"') {
-      j->i++;
-      return true;
-    }
-    if (c < 0x20) return false;
-    if (c != '\\') {
-      sink_byte(k, c);
-      j->i++;
-      continue;
-    }
-    if (j->i + 1 >= j->n) return false;
-    static const char escaped[] = "\"\\/bfnrt", decoded[] = "\"\\/\b\f\n\r\t";
-    char e = j->s[j->i + 1];
-    const char *simple = e == 0 ? NULL : strchr(escaped, e);
-    if (e == 'u') {
-      if (!decode_u_escape(j, k)) return false;
-    } else if (simple) {
-      sink_byte(k, (unsigned char)decoded[simple - escaped]);
-      j->i += 2;
-    } else {
-      return false;
-    }
-  }
-  return false;
-}
-
-static bool skip_string(struct json *j) {
-  struct sink discard = {0};
-  return parse_string(j, &discard);
-}
-
-// An integer that fits in an int; fractions and exponents are not integers.
-static bool parse_int(struct json *j, int *value) {
-  skip_ws(j);
-  bool negative = j->i < j->n && j->s[j->i] == '-';
-  if (negative) j->i++;
-  int v = 0, digits = 0;
-  for (; j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9'; j->i++) {
-    if (++digits > 9) return false;
-    v = v * 10 + (j->s[j->i] - '0');
-  }
-  if (digits == 0 || (j->i < j->n && j->s[j->i] != 0 && strchr(".eE", j->s[j->i]))) return false;
-  *value = negative ? -v : v;
-  return true;
-}
-
-static bool parse_literal(struct json *j, const char *word) {
-  size_t len = strlen(word);
-  skip_ws(j);
-  if (j->n - j->i < len || memcmp(j->s + j->i, word, len) != 0) return false;
-  j->i += len;
-  return true;
-}
-
-typedef bool (*member_fn)(struct json *j, const char *key, size_t key_len, void *ctx);
-static bool walk_object(struct json *j, member_fn on_member, void *ctx, int depth);
-
-static bool skip_member(struct json *j, const char *key, size_t key_len, void *ctx);
-
-static bool skip_value(struct json *j, int depth) {
-  if (depth > MAX_JSON_DEPTH) return false;
-  skip_ws(j);
-  if (j->i >= j->n) return false;
-  switch (j->s[j->i]) {
-    case '"':
-      return skip_string(j);
-    case '{': {
-      int inner = depth + 1;
-      return walk_object(j, skip_member, &inner, inner);
-    }
-    case '[':
-      j->i++;
-      if (eat(j, ']')) return true;
-      do {
-        if (!skip_value(j, depth + 1)) return false;
-      } while (eat(j, ','));
-      return eat(j, ']');
-    case 't':
-      return parse_literal(j, "true");
-    case 'f':
-      return parse_literal(j, "false");
-    case 'n':
-      return parse_literal(j, "null");
-    default: {
-      size_t start = j->i;
-      while (j->i < j->n && j->s[j->i] != 0 && strchr("+-0123456789.eE", j->s[j->i])) j->i++;
-      return j->i > start;
-    }
-  }
-}
-
-static bool skip_member(struct json *j, const char *key, size_t key_len, void *ctx) {
-  (void)key;
-  (void)key_len;
-  return skip_value(j, *(int *)ctx);
-}
-
-// Walks the object at the cursor: for each member, decodes its key and calls on_member with the cursor at the value,
-// which on_member must consume. Keys longer than MAX_KEY_BYTES are passed truncated with their full length (no match).
-static bool walk_object(struct json *j, member_fn on_member, void *ctx, int depth) {
-  if (depth > MAX_JSON_DEPTH || !eat(j, '{')) return false;
-  if (eat(j, '}')) return true;
-  do {
-    char key[MAX_KEY_BYTES];
-    struct sink k = {.out = key, .cap = sizeof key};
-    if (!parse_string(j, &k) || !eat(j, ':')) return false;
-    if (!on_member(j, key, k.len, ctx)) return false;
-  } while (eat(j, ','));
-  return eat(j, '}');
-}
-
-static bool key_is(const char *key, size_t key_len, const char *want) {
-  return key_len == strlen(want) && key_len <= MAX_KEY_BYTES && memcmp(key, want, key_len) == 0;
 }
 
 /* ------------------------------------------------------------------------------------------------- the network config */
