@@ -117,6 +117,8 @@ export function createPair(pair: VethPair): void {
 const hostPrefix = (address: string): string => `${address}/${ipFamily(address) === 4 ? 32 : 128}`;
 const bare = (cidr: string): string => cidr.split("/")[0];
 
+const EEXIST = 17;
+
 function ignoring<T>(errno: number, fn: () => T): T | undefined {
   try {
     return fn();
@@ -144,7 +146,19 @@ export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): 
         // veths: every address in the subnet, the gateway aside, must go through the gateway (the ptp trick).
         ignoring(ESRCH, () => deleteRoute(nl, { dst: cidrToString(parseCIDR(ip.address)), dev: pair.ifname }));
       }
-      for (const gateway of gatewaysOf(ips)) addRoute(nl, { dst: hostPrefix(gateway), dev: pair.ifname, scope: "link" });
+      for (const gateway of gatewaysOf(ips)) {
+        try {
+          addRoute(nl, { dst: hostPrefix(gateway), dev: pair.ifname, scope: "link" });
+        } catch (err) {
+          // Another interface of this Pod already routes to the gateway: a second attachment to this node's subnet
+          // (e.g. Multus net1 on another weft network), which routed ptp-style wiring cannot express.
+          if (err instanceof SysError && err.errno === EEXIST) {
+            throw new CniError(ERR.INVALID_CONFIG, `the Pod already has an interface on this node's Pod subnet (a route to ${gateway} exists): ` +
+              "weft attaches one interface per Pod; remove the second weft network from the Pod's networks");
+          }
+          throw err;
+        }
+      }
       for (const r of routes) {
         const via = r.gw ?? ips.find((ip) => ipFamily(ip.address) === ipFamily(r.dst))?.gateway;
         addRoute(nl, { dst: r.dst, dev: pair.ifname, via });

@@ -217,23 +217,18 @@ describe.skipIf(!ready)("weft end to end: the less common runtime calls", () => 
     expect({ reservations: reservations(n), veths: hostVeths(n) }).toEqual(before);
   });
 
-  it("a second weft attachment (net1) in a Pod either works or fails without touching the first", async () => {
+  it("a second weft attachment (net1) in a Pod is refused as a config error (code 7), leaving the first untouched", async () => {
     const n = nodes[0];
     const pod = await add(n, n.list, sandbox("multi"));
     const second: Pod = { ns: pod.ns, rt: { ...pod.rt, ifname: "net1" } };
     const l2 = list(n, "weft-second", "1.0.0", [n.list.plugins[0]]);
     const before = { reservations: reservations(n), veths: hostVeths(n) };
     const outcome = await n.cni.add(l2, second.rt).then((r) => r, (e: unknown) => e as Error);
-    if (outcome instanceof Error) {
-      console.log(`second weft attachment in one Pod refused: ${outcome.message}`);
-      expect(outcome, outcome.message).toBeInstanceOf(CniPluginError);
-      expect({ reservations: reservations(n), veths: hostVeths(n) }).toEqual(before);
-      expect(links(pod.ns).sort()).toEqual(["eth0", "lo"]);
-    } else {
-      await n.cni.check(l2, second.rt);
-      await n.cni.del(l2, second.rt);
-      expect({ reservations: reservations(n), veths: hostVeths(n) }).toEqual(before);
-    }
+    expect(outcome).toBeInstanceOf(CniPluginError);
+    expect((outcome as CniPluginError).code).toBe(7);
+    expect((outcome as Error).message).toMatch(/one interface per Pod/);
+    expect({ reservations: reservations(n), veths: hostVeths(n) }).toEqual(before);
+    expect(links(pod.ns).sort()).toEqual(["eth0", "lo"]);
     await n.cni.check(n.list, pod.rt);
     await waitPing(pod.ns, peer.ip!);
     await n.cni.del(n.list, pod.rt);
