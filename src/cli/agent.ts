@@ -65,7 +65,11 @@ class Agent {
   private mtu = 0;
   private ready = false;
 
-  constructor(private readonly config: AgentConfig, private readonly log: Logger) {}
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly onFatal: (err: Error) => void,
+  ) {}
 
   async start(): Promise<void> {
     const c = this.config;
@@ -79,7 +83,11 @@ class Agent {
     this.mtu = underlay.overlayMtu;
     this.openDevices(underlay.name);
     this.dataplane = new Dataplane();
-    this.dataplane.on("error", (err: Error) => this.log.error({ err: err.message }, "dataplane worker failed"));
+    // A worker that stopped leaves the node without an overlay: exit non-zero so the supervisor restarts the agent.
+    this.dataplane.on("error", (err: Error) => {
+      this.log.error({ err: err.message }, "dataplane worker failed");
+      this.onFatal(err);
+    });
     this.dataplane.on("report", () => this.absorbReport());
     await this.dataplane.start({
       tunFd: this.tun!.fd,
@@ -293,20 +301,22 @@ export async function runAgent(file: string | undefined, flags: Record<string, s
     console.error((err as Error).message);
     return 2;
   }
-  const agent = new Agent(config, log);
+  let fatal: (err: Error) => void = () => undefined;
+  const agent = new Agent(config, log, (err) => fatal(err));
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    const stop = (reason: string, code: number) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal }, "shutting down");
-      agent.stop().then(() => resolve(0), (err) => {
+      log.info({ reason }, "shutting down");
+      agent.stop().then(() => resolve(code), (err) => {
         log.error({ err: (err as Error).message }, "shutdown failed");
         resolve(1);
       });
     };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM", 0));
+    process.on("SIGINT", () => stop("SIGINT", 0));
+    fatal = (err) => stop(`dataplane failed: ${err.message}`, 1);
   });
   try {
     await agent.start();

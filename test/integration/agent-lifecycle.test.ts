@@ -1,7 +1,7 @@
 // The agent's lifecycle on a live two-node lab: SIGTERM undoes everything it made (weft0 and with it the cluster route, the
 // API socket) and exits 0; SIGKILL leaves a stale socket, and the kernel removes the non-persistent TUN; either way a
 // restart comes back to a working, unduplicated state.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lab, type LabNode } from "../../bench/lib/topology.js";
 import { isRoot, ping, pollStatus, sleep, waitPing } from "./lib/traffic.js";
@@ -79,6 +79,23 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart", () => {
 
   it("restart after SIGKILL: the stale socket is replaced, the TUN recreated, nothing duplicated", async () => {
     const n1 = lab.nodes[0];
+    lab.startAgent(n1);
+    await expectWorking(n1);
+  });
+
+  it("weft0 deleted under a running agent: its dataplane fails, the agent says why and exits 1 (for its supervisor to restart it)", async () => {
+    const n1 = lab.nodes[0];
+    const agent = n1.agent!;
+    const exited = new Promise<number | null>((res) => agent.once("exit", (code) => res(code)));
+    lab.exec(n1.ns, "ip", ["link", "del", "weft0"]);
+    ping(lab.pod(1).ns, lab.pod(2).ip, 1); // traffic towards weft0 wakes the TX worker, whose read now fails
+    const code = await Promise.race([exited, sleep(10_000).then(() => "still running")]);
+    expect(code).toBe(1);
+    // The lab copies the agent's output into its log asynchronously: give the last lines a moment to land.
+    const log = () => readFileSync(n1.logFile!, "utf8");
+    for (let i = 0; i < 40 && !/dataplane failed/.test(log()); i++) await sleep(50);
+    expect(log()).toMatch(/dataplane failed: tx worker: read TUN: EBADFD/);
+    expect(existsSync(n1.socket!)).toBe(false);
     lab.startAgent(n1);
     await expectWorking(n1);
   });
