@@ -3,7 +3,6 @@
 // cni-service.test.ts, the test thread lives in a fresh node namespace (iptables rules, ifb devices and host veths land
 // there), and everything is named wcn<4 hex>… and removed in afterAll.
 import { execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,54 +11,14 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCniService, type CniService } from "../../src/cni/service.js";
 import { hostVethName } from "../../src/cni/wiring.js";
-import { CLONE_NEWNET, CURRENT_NETNS, closeFd, libc, openNetns } from "../../src/sys/index.js";
 import { ip, ipJson } from "./lib/netns.js";
+import { NodeLab } from "./lib/node-lab.js";
 
 const CNI_DIR = "/usr/lib/cni";
 const isRoot = process.getuid?.() === 0;
 const havePlugins = ["host-local", "portmap", "bandwidth", "tuning"].every((p) => existsSync(join(CNI_DIR, p)));
 if (!isRoot) console.warn("weft CNI chain tests need root (namespaces, veth, iptables): skipped");
 else if (!havePlugins) console.warn(`weft CNI chain tests need the reference plugins in ${CNI_DIR} (apt install containernetworking-plugins): skipped`);
-
-/** The node namespace the test thread lives in, and the Pod namespaces; all gone after cleanup(). */
-class NodeLab {
-  readonly prefix = `wcn${randomBytes(2).toString("hex")}`;
-  readonly node = `${this.prefix}node`;
-  private readonly pods: string[] = [];
-  private original = -1;
-
-  enter(): void {
-    ip("netns", "add", this.node);
-    this.original = openNetns(CURRENT_NETNS);
-    const fd = openNetns(this.node);
-    if (libc.setns(fd, CLONE_NEWNET) < 0) throw new Error("setns into the node namespace failed");
-    closeFd(fd);
-    ip("link", "set", "lo", "up");
-    execFileSync("sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
-  }
-
-  pod(suffix: string): string {
-    const name = `${this.prefix}${suffix}`;
-    ip("netns", "add", name);
-    this.pods.push(name);
-    return `/var/run/netns/${name}`;
-  }
-
-  cleanup(): void {
-    if (this.original >= 0) {
-      libc.setns(this.original, CLONE_NEWNET);
-      closeFd(this.original);
-      this.original = -1;
-    }
-    for (const name of [...this.pods.splice(0), this.node]) {
-      try {
-        ip("netns", "del", name);
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
 
 const nsName = (path: string) => path.split("/").pop()!;
 const envFor = (command: string, containerID: string, netns: string) =>

@@ -2,7 +2,6 @@
 // service's host side (host veths, gateway addresses, /32 routes) lands there and not in the machine's own namespace; Pods
 // are namespaces of their own. Everything is named wcn<4 hex>… and deleted in afterAll, also when a test fails.
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,9 +10,9 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCniService, type CniService } from "../../src/cni/service.js";
 import { hostVethName } from "../../src/cni/wiring.js";
-import { CLONE_NEWNET, CURRENT_NETNS, closeFd, libc, openNetns } from "../../src/sys/index.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { ip, ipJson } from "./lib/netns.js";
+import { NodeLab } from "./lib/node-lab.js";
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("weft CNI integration tests need root (namespaces, veth): skipped");
@@ -23,53 +22,6 @@ const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 const SUBNET = "10.244.1.0/24";
 const SUBNET6 = "fd00:10:244:1::/64";
 const MTU = 1400;
-
-/** The node namespace the test thread lives in, and the Pod namespaces; all gone after cleanup(). */
-class NodeLab {
-  readonly prefix = `wcn${randomBytes(2).toString("hex")}`;
-  readonly node = `${this.prefix}node`;
-  private readonly pods: string[] = [];
-  private original = -1;
-
-  enter(): void {
-    ip("netns", "add", this.node);
-    this.original = openNetns(CURRENT_NETNS);
-    const fd = openNetns(this.node);
-    if (libc.setns(fd, CLONE_NEWNET) < 0) throw new Error("setns into the node namespace failed");
-    closeFd(fd);
-    ip("link", "set", "lo", "up");
-    execFileSync("sysctl", ["-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
-  }
-
-  /** A Pod namespace; returns its path. */
-  pod(suffix: string): string {
-    const name = `${this.prefix}${suffix}`;
-    ip("netns", "add", name);
-    this.pods.push(name);
-    return `/var/run/netns/${name}`;
-  }
-
-  removePod(path: string): void {
-    const name = path.split("/").pop()!;
-    ip("netns", "del", name);
-    this.pods.splice(this.pods.indexOf(name), 1);
-  }
-
-  cleanup(): void {
-    if (this.original >= 0) {
-      libc.setns(this.original, CLONE_NEWNET);
-      closeFd(this.original);
-      this.original = -1;
-    }
-    for (const name of [...this.pods.splice(0), this.node]) {
-      try {
-        ip("netns", "del", name);
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
 
 const nsName = (path: string) => path.split("/").pop()!;
 const conf = (version: string, extra: Record<string, unknown> = {}) =>
