@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, sleep, type Mode } from "./lib/topology.js";
+import { Lab, sleep, type Mode } from "../src/lab/topology.js";
 import { printTable, writeResult, RESULTS_DIR } from "./lib/report.js";
 import { barChart } from "./lib/svg.js";
 

@@ -1,5 +1,5 @@
 // RX: received UDP payloads (one datagram, or many glued by UDP_GRO) → validated, stripped inner IP packets for the TUN
-// device, consecutive TCP segments of one flow coalesced into super-packets with a virtio_net_hdr (DESIGN §3, GRO rules).
+// device, consecutive TCP segments of one flow coalesced into super-packets with a virtio_net_hdr (docs/architecture.md, GRO rules).
 import { bytesEqual } from "../wire/bytes";
 import { finish, fold, pseudo4, pseudo6, sumBytes, updateField16 } from "../wire/checksum";
 import { Ethernet } from "../wire/ethernet";
@@ -244,7 +244,7 @@ function deliverTcpSuper(ip: usize, v6: bool, total: u32): bool {
   return true;
 }
 
-/** Validates one datagram (DESIGN §4 ingress filter) and delivers its inner packet. Returns 0 or a drop counter id. */
+/** Validates one datagram (docs/wire.md, ingress filter) and delivers its inner packet. Returns 0 or a drop counter id. */
 function decapOne(d: usize, len: u32, peer: i32): i32 {
   if (peer < 0) return C.RX_DROP_UNKNOWN_PEER;
   if (len < MIN_DATAGRAM) return C.RX_DROP_TRUNCATED;

@@ -167,7 +167,7 @@ function emitWhole(ip: usize, total: u32, peer: i32, sport: u32, csumStart: i32,
   return isV6 ? pseudo6(o + IPv6.SRC, l4Proto, l4len) : pseudo4(o + IPv4.SRC, l4Proto, l4len);
 }
 
-/** TSO: cut a TCP super-packet into segments of at most mss payload bytes (DESIGN §3). */
+/** TSO: cut a TCP super-packet into segments of at most mss payload bytes (docs/architecture.md). */
 function splitTcp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i32 {
   if (l4Proto != IPv4.PROTO_TCP || isFragment || l4Off + Tcp.MIN_HEADER_LEN > total) return -C.TX_DROP_BAD_VNET_HDR;
   const tcp = ip + l4Off;

@@ -6,7 +6,7 @@ import { Core, type Counters } from "../core/index.js";
 import { icmpEcho4, tcpSuper4, udp4 } from "../core/synth.js";
 import { runCoreBench } from "../../bench/core.js";
 import { runOverlayBench } from "../../bench/overlay.js";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../lab/topology.js";
 
 interface Node {
   core: Core;

@@ -67,7 +67,7 @@ function checkOptions({ socket, mtu, name }: { socket: string; mtu?: number; nam
   return undefined;
 }
 
-/** The network as the runtime sees it: weft wires the Pod, portmap adds hostPort DNAT after it (DESIGN §6). */
+/** The network as the runtime sees it: weft wires the Pod, portmap adds hostPort DNAT after it (docs/cni.md). */
 export function conflistFor({ name = "weft", socket = DEFAULT_SOCKET, mtu }: { name?: string; socket?: string; mtu?: number } = {}) {
   return {
     cniVersion: "1.0.0",

@@ -2,7 +2,7 @@
 import { Command } from "commander";
 import { runDemo } from "./demo.js";
 import { runBench } from "./bench.js";
-import { runAgent } from "./agent.js";
+import { runAgent } from "../agent/agent.js";
 import { runStatus } from "./status.js";
 import { runInstallCni } from "./install-cni.js";
 
@@ -13,7 +13,7 @@ program
 
 program
   .command("agent")
-  .description("run the node's overlay: TUN device, VXLAN dataplane, registry, metrics (DESIGN §5)")
+  .description("run the node's overlay: TUN device, VXLAN dataplane, registry, metrics (docs/agent.md)")
   .option("--config <file>", "agent config (JSON); every key can also be given as a flag, flags win")
   .allowUnknownOption(true)
   .allowExcessArguments(true)

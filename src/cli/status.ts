@@ -1,6 +1,6 @@
 // `weft status`: asks the local agent over its socket and prints what it knows.
 import { callAgent } from "../control/api-server.js";
-import type { AgentStatus } from "./agent.js";
+import type { AgentStatus } from "../agent/agent.js";
 
 function bytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -1,7 +1,7 @@
 // CHECK (spec ≥ 0.4.0): is the Pod still wired as its prevResult says? The Pod's interface, its addresses and routes, the
 // host veth with the gateway and the route back, and the address reservation. Routes a later plugin added are fine; ours
 // missing are not.
-import { cidrToString, formatIPBytes, parseCIDR } from "../core/addr.js";
+import { cidrToString, formatIPBytes, parseCIDR } from "../net/addr.js";
 import { type Env, type NetConf, compareVersions, containerIdFrom, ifnameFrom, netnsFrom, parseCniArgs } from "./config.js";
 import { type CniContext, delegates } from "./context.js";
 import { CniError, ERR } from "./errors.js";

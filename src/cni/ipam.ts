@@ -11,7 +11,7 @@
 // disk flush per ADD here for no case that needs it.
 import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Cidr, bigIntToBytes, bytesToBigInt, cidrToString, formatIPBytes, parseCIDR } from "../core/addr.js";
+import { type Cidr, bigIntToBytes, bytesToBigInt, cidrToString, formatIPBytes, parseCIDR } from "../net/addr.js";
 import { CniError, ERR } from "./errors.js";
 import type { Dns } from "./config.js";
 import type { CniIp, CniRoute } from "./result.js";

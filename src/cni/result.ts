@@ -4,7 +4,7 @@
 //   1.0.0:               no ips[].version
 //   1.1.0:               interfaces[] may carry "mtu"
 // Keys come out in the order the reference Go types print them, so results compare byte for byte with theirs.
-import { parseCIDR } from "../core/addr.js";
+import { parseCIDR } from "../net/addr.js";
 import { type CniVersion, type Dns, compareVersions } from "./config.js";
 import { CniError, ERR } from "./errors.js";
 

@@ -7,7 +7,7 @@
 // Every function here is synchronous: withNetns switches the calling thread, so nothing may await inside it.
 import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
-import { parseCIDR, cidrToString } from "../core/addr.js";
+import { parseCIDR, cidrToString } from "../net/addr.js";
 import { SysError } from "../sys/libc.js";
 import { type RouteInfo, type Rtnl, addAddress, addRoute, createVeth, deleteLink, deleteRoute, listAddresses, listRoutes,
   replaceRoute, rtnl, setLink, setLinkUp } from "../sys/netlink.js";

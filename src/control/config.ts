@@ -1,4 +1,4 @@
-// The agent's configuration (DESIGN §5): a JSON file plus flags, flags win. Everything is checked here, once, so the rest of
+// The agent's configuration (docs/agent.md): a JSON file plus flags, flags win. Everything is checked here, once, so the rest of
 // the agent works with a typed, canonical AgentConfig; every refusal names the key, what is wrong and what is expected.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -6,7 +6,7 @@ import { hostname, networkInterfaces } from "node:os";
 import { resolve } from "node:path";
 import {
   type Cidr, cidrContains, cidrToString, formatIPBytes, formatMAC, parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC,
-} from "../core/addr.js";
+} from "../net/addr.js";
 
 export type RegistryConfig =
   | { type: "file"; path: string }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import {
   type Cidr, bytesToBigInt, cidrContains, cidrOverlaps, cidrToString, nthSubnet, parseCIDR, subnetCount,
-} from "../core/addr.js";
+} from "../net/addr.js";
 import { writeFileAtomic } from "./atomic-file.js";
 import type { AgentConfig } from "./config.js";
 import type { NodeRecord, Registry } from "./registry/record.js";

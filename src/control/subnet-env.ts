@@ -1,7 +1,7 @@
 // subnet.env beside the agent's socket, in the shape of flannel's /run/flannel/subnet.env, so scripts and CNI chains that
 // read flannel's file can read ours: the cluster network, our subnet as gateway/len, the Pod MTU, and no masquerading.
 import { dirname, join } from "node:path";
-import { cidrToString, nthAddress, parseCIDR } from "../core/addr.js";
+import { cidrToString, nthAddress, parseCIDR } from "../net/addr.js";
 import { writeFileAtomic } from "./atomic-file.js";
 import type { AgentConfig } from "./config.js";
 import type { NodeRecord } from "./registry/record.js";

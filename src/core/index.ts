@@ -3,7 +3,7 @@
 // tools use the convenience methods (txDatagrams, rxPackets, counters).
 import { instantiateSync } from "@assemblyscript/loader";
 import { readFileSync } from "node:fs";
-import { parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC } from "./addr.js";
+import { parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC } from "../net/addr.js";
 import { RouteTable4, RouteTable6 } from "./routes.js";
 import { CORE_WASM } from "../paths.js";
 

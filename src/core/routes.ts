@@ -2,7 +2,7 @@
 // and batch staging. Memory growth detaches ArrayBuffer views, so every view is re-derived from `memory.buffer`
 // whenever the buffer has changed (after inserts, deletes and allocations).
 
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./addr.js";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../net/addr.js";
 
 export { formatIPv4, formatIPv6, parseIPv4, parseIPv6 };
 

@@ -1,6 +1,6 @@
 // Synthetic traffic for the demo and the benchmarks. Checksums come from the core itself (core.checksum), so nothing here
 // re-implements the wire logic; tests use their own independent builders in test/helpers.
-import { parseIPv4 } from "./addr.js";
+import { parseIPv4 } from "../net/addr.js";
 import type { Core } from "./index.js";
 
 const PROTO_ICMP = 1;

@@ -9,7 +9,7 @@ export interface WorkerInit {
   udpFd: number;
   /**
    * TX sends from these, bound to consecutive ports from the core's sourcePortBase: the group whose flow hash picked
-   * source port base + i goes out of txFds[i], so the outer source port carries the inner flow's entropy (DESIGN §4).
+   * source port base + i goes out of txFds[i], so the outer source port carries the inner flow's entropy (docs/wire.md).
    */
   txFds: number[];
   /** The UDP socket's address family (selects the sockaddr layout for sendmmsg/recvmmsg). */

@@ -1,5 +1,5 @@
 // Address and route operations on an open rtnetlink socket, and the underlay lookup the agent sizes its MTU from.
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../core/addr.js";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../net/addr.js";
 import { AF_INET, AF_INET6 } from "./libc.js";
 import { IFADDRMSG_SIZE, IFA_ADDRESS, IFA_F_NODAD, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NLM_F_REQUEST, type NlMessage, NlRequest, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY,

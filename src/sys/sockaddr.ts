@@ -1,5 +1,5 @@
 // struct sockaddr_in / sockaddr_in6 as bytes, and 16-byte addresses (IPv4 as ::ffff:a.b.c.d) read back out of them.
-import { formatIPv4, formatIPv6, parseIPAny } from "../core/addr.js";
+import { formatIPv4, formatIPv6, parseIPAny } from "../net/addr.js";
 import { AF_INET, AF_INET6 } from "./libc.js";
 
 export type Family = 4 | 6;

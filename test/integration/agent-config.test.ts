@@ -1,11 +1,11 @@
-// `weft agent` refuses bad configuration before touching the machine (DESIGN §5): exit code 2, stderr naming the key. Run
+// `weft agent` refuses bad configuration before touching the machine (docs/agent.md): exit code 2, stderr naming the key. Run
 // as the real binary inside a node namespace of a "routed" lab (its underlay address is the node's only non-loopback
 // address, so "publicIP not on this machine" is real), with nothing left behind.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { isRoot, pollStatus, spawnIn } from "./lib/traffic.js";
 

@@ -3,7 +3,7 @@
 // restart comes back to a working, unduplicated state.
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab, type LabNode } from "../../bench/lib/topology.js";
+import { Lab, type LabNode } from "../../src/lab/topology.js";
 import { isRoot, ping, pollStatus, sleep, waitPing } from "./lib/traffic.js";
 
 const CLUSTER = "10.244.0.0/16";

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Lab, type LabNode } from "../../bench/lib/topology.js";
+import { Lab, type LabNode } from "../../src/lab/topology.js";
 import { runInstallCni } from "../../src/cli/install-cni.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { CHAINED_PLUGINS, CniPluginError, type NetworkConfigList, type NodeRuntime, REFERENCE_PLUGINS_DIR, type Result,

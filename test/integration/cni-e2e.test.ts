@@ -1,4 +1,4 @@
-// weft end to end, called as container runtimes call CNI plugins: a two-node weft lab (bench/lib/topology.ts), `weft
+// weft end to end, called as container runtimes call CNI plugins: a two-node weft lab (src/lab/topology.ts), `weft
 // install-cni` into a temporary plugin and config directory per node (with the reference portmap, bandwidth, tuning and
 // host-local beside it), and a small libcni (lib/libcni.ts) that reads the installed conflist and runs each plugin inside
 // the node's namespace with a runtime's environment (CNI_* and a PATH without node, or nothing but CNI_*). Pods are bare
@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Lab, type LabNode } from "../../bench/lib/topology.js";
+import { Lab, type LabNode } from "../../src/lab/topology.js";
 import { runInstallCni } from "../../src/cli/install-cni.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { CHAINED_PLUGINS, CniPluginError, LibCni, type LibCniOptions, type NetworkConfigList, type NodeRuntime, REFERENCE_PLUGINS_DIR,

@@ -1,8 +1,8 @@
-// The ingress filter (DESIGN §4) on a running agent: datagrams that reach node 1's VXLAN port but are garbage, carry the
+// The ingress filter (docs/wire.md) on a running agent: datagrams that reach node 1's VXLAN port but are garbage, carry the
 // wrong VNI, are cut short, or come from an address that is no peer are dropped and counted, and never reach a Pod; the
 // agent keeps forwarding afterwards.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { mulberry32, randomBytes } from "../helpers/packets.js";
 import { isRoot, nonZero, ping, pollStatus, sendDatagrams, settledStatus, vxlanIcmp, waitPing } from "./lib/traffic.js";
 

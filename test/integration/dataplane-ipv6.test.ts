@@ -1,7 +1,7 @@
-// Dual-stack (DESIGN §5 clusterCIDRv6): IPv6 Pod traffic over the IPv4 underlay. The lab wires Pods for IPv4 only, so the
+// Dual-stack (docs/agent.md, clusterCIDRv6): IPv6 Pod traffic over the IPv4 underlay. The lab wires Pods for IPv4 only, so the
 // test adds the IPv6 half the way the CNI plugin would (ptp style) inside each node's leased IPv6 subnet.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { isRoot, ping, pollStatus, status, tcpTransfer, waitPing } from "./lib/traffic.js";
 
 const CLUSTER6 = "fd00:10:244::/56";

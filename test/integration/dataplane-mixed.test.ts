@@ -1,8 +1,8 @@
-// A mixed cluster (DESIGN §4 interop): node 1 runs the Linux kernel's VXLAN configured exactly as flannel configures it
+// A mixed cluster (docs/wire.md, interop): node 1 runs the Linux kernel's VXLAN configured exactly as flannel configures it
 // (port 8472, neighbour + FDB + onlink route), node 2 runs weft on 8472 with the kernel node listed by hand in the registry.
 // Traffic flows both ways, byte for byte, and weft sees the kernel node as a live peer with traffic in both directions.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { isRoot, ping, pollStatus, tcpTransfer, waitPing } from "./lib/traffic.js";
 
 describe.skipIf(!isRoot)("dataplane: mixed cluster (kernel VXLAN node + weft node)", () => {

@@ -1,9 +1,9 @@
-// Peers follow the file registry without a restart (DESIGN §5): a node's record taken out of the shared file stops traffic
+// Peers follow the file registry without a restart (docs/agent.md): a node's record taken out of the shared file stops traffic
 // to its Pods and drops it from status; put back, traffic flows again. Node 2's agent upserts its own record only when it
 // starts, so the test puts the record back itself.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { isRoot, ping, pollStatus, waitPing } from "./lib/traffic.js";
 
 /** Replaces the registry file the way the agents do (write beside it, rename over it), so no watcher sees half a file. */

@@ -1,7 +1,7 @@
 // Kube-proxy compatibility: a Service VIP DNATed by the kernel (iptables nat, as kube-proxy programs it) to a Pod on the other
 // node leaves node 1 through weft0 like any Pod traffic, and the replies are un-NATed by conntrack on the way back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { isRoot, pollStatus, settledStatus, tcpSend, tcpSink, waitPing } from "./lib/traffic.js";
 
 const VIP = "10.96.0.10";
@@ -42,7 +42,7 @@ describe.skipIf(!isRoot)("dataplane: Service DNAT in the kernel (kube-proxy)", (
     }
   });
 
-  it("node 1's own traffic sourced from its underlay address is refused by the egress filter (DESIGN §4) and counted", async () => {
+  it("node 1's own traffic sourced from its underlay address is refused by the egress filter (docs/wire.md) and counted", async () => {
     // The node picks its source by the route to the VIP (the underlay, 192.168.200.1); after DNAT the packet leaves by
     // weft0 with a source outside node 1's Pod subnet. The kernel's VXLAN would carry it; weft's anti-spoofing filter drops it.
     const n1 = lab.nodes[0];

@@ -1,9 +1,9 @@
-// The userspace VXLAN dataplane between two weft agents in two network namespaces (bench/lib/topology.ts): the Kubernetes
+// The userspace VXLAN dataplane between two weft agents in two network namespaces (src/lab/topology.ts): the Kubernetes
 // network model's rules over weft0 (Pod ↔ Pod both ways without NAT, node → local and remote Pods), and large transfers
 // checked byte for byte — a 100 MB TCP stream (TSO super-packets through the TX split and the RX coalescing) and paced
 // MTU-sized UDP datagrams.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab } from "../../bench/lib/topology.js";
+import { Lab } from "../../src/lab/topology.js";
 import { isRoot, nonZero, ping, pollStatus, settledStatus, sleep, spawnIn, status, tcpTransfer, udpTransfer, waitPing, type Status } from "./lib/traffic.js";
 
 describe.skipIf(!isRoot)("dataplane: two weft nodes", () => {

@@ -1,7 +1,7 @@
 // The UDP batch paths of src/sys across a veth pair between two namespaces: UDP_SEGMENT sends and UDP_GRO receives in
 // one sendmmsg/recvmmsg each, straight from and into WASM memory; the per-datagram fallback; refused entries; EAGAIN.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseIPAny } from "../../src/core/addr.js";
+import { parseIPAny } from "../../src/net/addr.js";
 import {
   MSG_DONTWAIT, MsgBatch, POLLIN, SysError, type UdpSocket, nativeBase, openUdp, pollFd, sockaddr, withNetns,
 } from "../../src/sys/index.js";

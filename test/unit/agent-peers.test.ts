@@ -1,7 +1,7 @@
 // Registry records → dataplane peers: stable indexes, and the records that must never become peers.
 import { describe, expect, it } from "vitest";
 import pino from "pino";
-import { PeerIndex } from "../../src/cli/peers.js";
+import { PeerIndex } from "../../src/agent/peers.js";
 import type { NodeRecord } from "../../src/control/registry/index.js";
 
 const self: NodeRecord = { nodeName: "n1", publicIP: "192.168.1.1", subnet: "10.244.1.0/24", vtepMAC: "02:00:00:00:00:01", vni: 1 };

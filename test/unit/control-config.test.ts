@@ -1,8 +1,8 @@
-// The agent config (DESIGN §5): defaults, file + flags (flags win), and every refusal naming its key.
+// The agent config (docs/agent.md): defaults, file + flags (flags win), and every refusal naming its key.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parseMAC } from "../../src/core/addr.js";
+import { parseMAC } from "../../src/net/addr.js";
 import { ConfigError, deriveVtepMAC, loadAgentConfig, machineAddresses } from "../../src/control/config.js";
 import { tempDir } from "./fixtures-control/helpers.js";
 
@@ -48,7 +48,7 @@ describe("defaults", () => {
     expect(c.publicIP).toBe("127.0.0.1");
   });
 
-  it("accepts the DESIGN §5 example file as is", () => {
+  it("accepts the docs/agent.md example file as is", () => {
     const c = loadAgentConfig(file({
       nodeName: "node1", clusterCIDR: "10.244.0.0/16", subnetLen: 24, subnet: "10.244.1.0/24", publicIP: "10.0.0.1", vni: 1,
       port: 4789, vtepMAC: "02:5e:00:00:00:01", device: "weft0", registry: { type: "file", path: "/etc/weft/peers.json" },

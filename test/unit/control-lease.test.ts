@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cidrToString, parseCIDR } from "../../src/core/addr.js";
+import { cidrToString, parseCIDR } from "../../src/net/addr.js";
 import { type AgentConfig, deriveVtepMAC, loadAgentConfig } from "../../src/control/config.js";
 import { acquireLease, firstFreeSubnet, LeaseError, leaseFile } from "../../src/control/lease.js";
 import { FileRegistry } from "../../src/control/registry/file.js";

@@ -226,7 +226,7 @@ describe("decap: unfinished checksums (CHECKSUM_PARTIAL senders over a veth unde
   });
 });
 
-describe("decap: ingress filter (DESIGN §4)", () => {
+describe("decap: ingress filter (docs/wire.md)", () => {
   it("drops and counts every bad datagram by reason, and keeps forwarding the good ones", () => {
     const { rx } = pair(false);
     const good = buildUDP({ srcPort: 1, dstPort: 2, payload: new Uint8Array(20) }, POD1, POD2);

@@ -1,4 +1,4 @@
-// weft's CNI front end: the small static binary a container runtime executes as the "weft" plugin (DESIGN §6).
+// weft's CNI front end: the small static binary a container runtime executes as the "weft" plugin (docs/cni.md).
 //
 // VERSION is answered here. Every other command is forwarded to the node's weft agent over its unix socket as one JSON
 // line, {"op":"cni","env":{CNI_*},"stdin":"<network config>"}, and the agent's one-line reply becomes stdout and the exit

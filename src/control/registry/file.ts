@@ -1,4 +1,4 @@
-// registry.type "file": a JSON array of node records shared by the agents of one machine (DESIGN §5). Each agent rewrites
+// registry.type "file": a JSON array of node records shared by the agents of one machine (docs/agent.md). Each agent rewrites
 // only its own entry, under a lock, by replacing the whole file; every other entry (other agents', hand-written kernel or
 // flannel nodes, even entries we cannot parse) is written back untouched. Changes are noticed through fs.watch on the
 // directory (renames replace the file, so watching the file itself would lose track) and a slower poll as a fallback.

@@ -1,8 +1,8 @@
-// The node record, the unit every registry stores (DESIGN §5), and the registry interface the agent talks to. Records come
+// The node record, the unit every registry stores (docs/agent.md), and the registry interface the agent talks to. Records come
 // from other machines and from people's hands, so each one is checked when read; a bad one is reported and skipped.
 import {
   type Cidr, cidrToString, formatIPBytes, formatMAC, parseCIDR, parseIPAny, parseIPv6, parseMAC,
-} from "../../core/addr.js";
+} from "../../net/addr.js";
 
 export interface NodeRecord {
   nodeName: string;

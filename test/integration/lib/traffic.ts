@@ -3,7 +3,7 @@
 // ping, raw datagrams for the ingress filter, and polling of an agent's status.
 import { spawn, type ChildProcess } from "node:child_process";
 import { callAgent } from "../../../src/control/api-server.js";
-import { sh } from "../../../bench/lib/topology.js";
+import { sh } from "../../../src/lab/topology.js";
 
 export const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("weft dataplane/agent integration tests need root (namespaces, TUN, veth): skipped");

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
-import { nthAddress, parseCIDR } from "../core/addr.js";
+import { nthAddress, parseCIDR } from "../net/addr.js";
 import { type AgentConfig, ConfigError, loadAgentConfig } from "../control/config.js";
 import { acquireLease } from "../control/lease.js";
 import { createLogger, type Logger } from "../control/log.js";
@@ -21,7 +21,7 @@ import { PeerIndex } from "./peers.js";
 import { createCniService } from "../cni/service.js";
 
 const MAX_PEERS = 4096;
-/** Sockets (and so outer source ports) flows are spread over; DESIGN §4 wants the inner flow's entropy in the source port. */
+/** Sockets (and so outer source ports) flows are spread over; docs/wire.md wants the inner flow's entropy in the source port. */
 const SOURCE_PORTS = 8;
 const BATCH = 64;
 const REPORT_MS = 1000;

@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { callAgent } from "../../src/control/api-server.js";
-import { PACKAGE_ROOT } from "../../src/paths.js";
+import { callAgent } from "../control/api-server.js";
+import { PACKAGE_ROOT } from "../paths.js";
 
 export type Mode = "weft" | "kernel-vxlan" | "routed" | "mixed";
 
@@ -181,7 +181,7 @@ export class Lab {
     }
   }
 
-  /** The kernel's VXLAN exactly as flannel's vxlan backend sets it up (DESIGN §4). */
+  /** The kernel's VXLAN exactly as flannel's vxlan backend sets it up (docs/wire.md). */
   kernelVxlan(n: LabNode): void {
     const dev = `${this.prefix}v${n.index}`;
     const mtu = (this.opts.underlayMtu ?? 1500) - 50;

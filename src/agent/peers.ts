@@ -1,7 +1,7 @@
 // Registry records → dataplane peers: a stable index per node (the value the route tables hold), and the checks that keep
 // a bad record from hijacking traffic (our own subnet, another VNI, an underlay family our socket cannot reach).
 import type { Logger } from "pino";
-import { cidrOverlaps, parseCIDR } from "../core/addr.js";
+import { cidrOverlaps, parseCIDR } from "../net/addr.js";
 import type { NodeRecord } from "../control/registry/index.js";
 import type { PeerEntry } from "../dataplane/protocol.js";
 
