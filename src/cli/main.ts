@@ -69,10 +69,13 @@ program
   .option("--core", "also run the packet core's micro-benchmarks (packets/s, TSO split, GRO)")
   .option("--lpm", "also run the route-table benchmark (1M IPv4 / 200k IPv6 prefixes, ~30 s)")
   .option("--cni", "also measure CNI ADD/DEL latency over 200 Pods, weft vs the reference bridge + host-local")
-  .addHelpText("after", "\nNeeds root (network namespaces). Examples:\n  weft bench\n  weft bench --seconds 10 --core --out /tmp/weft-bench\n  weft bench --no-overlay --core --lpm --cni")
-  .action(async (opts: { seconds: string; out?: string; modes?: string; overlay: boolean; core?: boolean; lpm?: boolean; cni?: boolean }) => {
+  .option("--registry", "also measure the kube registry: initial sync and a no-op re-list of N Nodes in a real kube-apiserver")
+  .option("--registry-nodes <n>", "Node objects for --registry", "5000")
+  .addHelpText("after", "\nNeeds root (network namespaces). Examples:\n  weft bench\n  weft bench --seconds 10 --core --out /tmp/weft-bench\n  weft bench --no-overlay --core --lpm --cni\n  weft bench --no-overlay --registry --registry-nodes 5000")
+  .action(async (opts: { seconds: string; out?: string; modes?: string; overlay: boolean; core?: boolean; lpm?: boolean; cni?: boolean;
+    registry?: boolean; registryNodes: string }) => {
     process.exitCode = await runBench({ seconds: Number(opts.seconds), out: opts.out, modes: opts.modes, overlay: opts.overlay,
-      core: !!opts.core, lpm: !!opts.lpm, cni: !!opts.cni });
+      core: !!opts.core, lpm: !!opts.lpm, cni: !!opts.cni, registryNodes: opts.registry ? Number(opts.registryNodes) : undefined });
   });
 
 /** `--key value` / `--key=value` pairs after `weft agent`, for the config's keys (validated by the config loader). */

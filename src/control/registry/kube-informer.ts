@@ -20,6 +20,8 @@ export interface InformerOptions {
   watchSeconds: number;
   /** First and largest pause after a failure. */
   backoffMs: { initial: number; max: number };
+  /** Told after every complete list was applied: how many Nodes, how long the list and its hand-over took. */
+  onListed?: (info: { nodes: number; ms: number; relist: boolean }) => void;
 }
 
 export const INFORMER_DEFAULTS: InformerOptions = { pageSize: 500, watchSeconds: 300, backoffMs: { initial: 250, max: 8000 } };
@@ -57,12 +59,18 @@ export class NodeInformer {
   }
 
   private async run(synced: () => void): Promise<void> {
+    let listed = false;
     while (!this.stopped) {
       try {
         if (this.resourceVersion === undefined) {
+          const began = performance.now();
           const nodes = await this.listAll();
           if (this.stopped) return;
           this.handlers.replace(nodes);
+          const ms = Math.round(performance.now() - began);
+          this.log.info({ nodes: nodes.length, ms, resourceVersion: this.resourceVersion }, listed ? "Nodes listed again" : "Nodes listed");
+          this.options.onListed?.({ nodes: nodes.length, ms, relist: listed });
+          listed = true;
           synced();
           this.recovered();
         }

@@ -1,0 +1,119 @@
+// The kube registry at cluster scale: a real kube-apiserver (with etcd and kube-controller-manager) holding N Node
+// objects annotated as flanneld annotates its Node, and weft's registry syncing them (docs/registry-kube.md). Measured:
+// the initial sync (list of every page, parse, peer records ready; the client library's one-off load is shown apart),
+// and a re-list that changes nothing (forced the real way: kube-apiserver restarts, the watch's version is then older
+// than its cache, 410 Gone), which must emit no events. Everything runs in a namespace of its own, on its loopback.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "../src/control/log.js";
+import { KubeRegistry } from "../src/control/registry/kube.js";
+import { findClusterTools, KubeControlPlane } from "../src/lab/kube.js";
+import { flannelAnnotations, nodeObject } from "../src/lab/kube-nodes.js";
+import { enterNetns } from "../src/sys/netns.js";
+import { printTable, writeResult } from "./lib/report.js";
+
+export interface RegistryBenchOptions {
+  nodes: number;
+  /** Fresh registries timed for the initial sync. */
+  runs: number;
+  outDir?: string;
+}
+
+const CLUSTER = "10.0.0.0/8";
+
+export async function runRegistryBench(o: RegistryBenchOptions): Promise<Record<string, unknown>> {
+  const tools = findClusterTools();
+  if (typeof tools === "string") throw new Error(`weft bench --registry: ${tools}`);
+  const ns = `wkb${process.pid.toString(16).slice(-4)}`;
+  const dir = mkdtempSync(join(tmpdir(), `${ns}-`));
+  execFileSync("ip", ["netns", "add", ns]);
+  execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  const leave = enterNetns(ns);
+  const kube = new KubeControlPlane({ tools, ns, address: "127.0.0.1", dir, clusterCIDR: CLUSTER, nodeCIDRMaskSize: 24 });
+  try {
+    console.log(`starting etcd, kube-apiserver and kube-controller-manager in namespace ${ns} ...`);
+    await kube.start();
+    const loadStart = performance.now();
+    const lib = await import("@kubernetes/client-node");
+    const libraryLoadMs = Math.round(performance.now() - loadStart);
+    await createNodes(lib, kube.admin.kubeconfig, o.nodes);
+
+    const log = createLogger({ name: "bench", level: "warn" });
+    const registry = (onListed?: (l: { nodes: number; ms: number; relist: boolean }) => void) => new KubeRegistry({
+      nodeName: "bench-observer", kubeconfig: kube.weft.kubeconfig, clusterCIDR: CLUSTER, subnetLen: 24,
+      self: { publicIP: "127.0.0.1", vtepMAC: "02:5e:00:00:00:fe", vni: 1 }, log, informer: { backoffMs: { initial: 100, max: 500 }, onListed },
+    });
+
+    const syncs: { startMs: number; listMs: number; peers: number }[] = [];
+    for (let run = 0; run < o.runs; run++) {
+      let listMs = 0;
+      const r = registry((l) => (listMs = l.ms));
+      const began = performance.now();
+      await r.start();
+      syncs.push({ startMs: Math.round(performance.now() - began), listMs, peers: r.list().length });
+      await r.close();
+    }
+
+    const lists: { ms: number; relist: boolean }[] = [];
+    let events = 0;
+    const watching = registry((l) => lists.push(l));
+    for (const e of ["added", "removed", "changed"] as const) watching.on(e, () => events++);
+    await watching.start();
+    await kube.stopApiServer();
+    await kube.startApiServer();
+    const deadline = Date.now() + 120_000;
+    while (lists.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const relist = lists.find((l) => l.relist);
+    const peersAfter = watching.list().length;
+    await watching.close();
+
+    const sorted = [...syncs].sort((a, b) => a.startMs - b.startMs);
+    const result = {
+      date: new Date().toISOString(),
+      node: process.version,
+      nodes: o.nodes,
+      libraryLoadMs,
+      initialSync: { runs: syncs, medianStartMs: sorted[Math.floor(sorted.length / 2)].startMs, bestStartMs: sorted[0].startMs },
+      relist: relist ? { ms: relist.ms, events, peersAfter } : { error: "no re-list within 120 s of the restart" },
+    };
+    printTable(`kube registry, ${o.nodes} flannel-annotated Nodes in a real kube-apiserver`, ["measure", "ms", "peers", "events"], [
+      ...syncs.map((s, i) => [`initial sync #${i + 1} (start(); list part)`, `${s.startMs} (${s.listMs})`, s.peers, "-"]),
+      ["re-list after 410 Gone, nothing changed", relist?.ms ?? "none", peersAfter, events],
+      ["client library load (once per process)", libraryLoadMs, "-", "-"],
+    ]);
+    console.log(`\nwrote ${writeResult("registry", result, o.outDir)}`);
+    return result;
+  } finally {
+    await kube.stop();
+    leave();
+    try {
+      execFileSync("ip", ["netns", "del", ns]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** N Nodes as flanneld leaves them: its annotations, a podCIDR each (set at creation, as if the controller had). */
+async function createNodes(lib: typeof import("@kubernetes/client-node"), kubeconfig: string, count: number): Promise<void> {
+  const config = new lib.KubeConfig();
+  config.loadFromFile(kubeconfig);
+  const api = config.makeApiClient(lib.CoreV1Api);
+  const began = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const address = `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+      const mac = `02:5e:00:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`;
+      const body = nodeObject(`bench-node-${i}`, address, { annotations: flannelAnnotations(mac, address) }) as { spec?: object };
+      const subnet = `10.${(i + 1) >> 8}.${(i + 1) & 255}.0/24`;
+      body.spec = { podCIDR: subnet, podCIDRs: [subnet] };
+      await api.createNode({ body: body as never });
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  console.log(`created ${count} Nodes in ${((performance.now() - began) / 1000).toFixed(1)} s`);
+}
