@@ -35,7 +35,6 @@ export class NodeInformer {
   private currentWatch?: { stop(): void };
   private wake?: () => void;
   private failures = 0;
-  private loop?: Promise<void>;
 
   constructor(
     private readonly client: KubeClient,
@@ -47,15 +46,21 @@ export class NodeInformer {
   /** Resolves after the first complete list has been handed to `replace`; then keeps the set current until stop(). */
   start(): Promise<void> {
     return new Promise<void>((synced, failed) => {
-      this.loop = this.run(synced).catch((err: Error) => failed(err));
+      let done = false;
+      void this.run(() => {
+        done = true;
+        synced();
+      }).finally(() => {
+        if (!done) failed(new Error("Node informer stopped before the first list"));
+      });
     });
   }
 
+  /** Ends the watch and any backoff wait; a list request in flight is abandoned (its answer is dropped). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.currentWatch?.stop();
     this.wake?.();
-    await this.loop;
   }
 
   private async run(synced: () => void): Promise<void> {

@@ -38,6 +38,8 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
   private readonly problems = new Map<string, string>();
   private ownNode?: KubeNode;
   private ownNodeChanged: (() => void)[] = [];
+  /** Events start after the first list: start() reads the current records without events, as the interface says. */
+  private synced = false;
   private closed = false;
 
   constructor(private readonly options: KubeRegistryOptions) {
@@ -54,6 +56,7 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
       remove: (node) => this.apply([node], true),
     }, o.log, { ...INFORMER_DEFAULTS, ...o.informer });
     await this.informer.start();
+    this.synced = true;
   }
 
   list(): NodeRecord[] {
@@ -224,6 +227,7 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
     };
     for (const n of nodes) visit(n, deleted);
     for (const n of alsoUpserted) visit(n, false);
+    if (!this.synced) return;
     for (const r of removed) this.emit("removed", r);
     for (const [r, before] of changed) this.emit("changed", r, before);
     for (const r of added) this.emit("added", r);
