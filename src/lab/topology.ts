@@ -152,14 +152,11 @@ export class Lab {
   /** Two nodes alone: one veth pair. Otherwise every node's veth ends on a bridge in the control namespace. */
   private buildUnderlay(): void {
     const mtu = String(this.opts.underlayMtu ?? 1500);
-    this.kinds.forEach((kind, i) => {
-      const index = i + 1;
-      const ns = this.addNamespace(`${this.prefix}n${index}`);
-      const name = this.mode === "mixed" && !this.opts.nodes && kind === "kernel-vxlan" ? "kernel-node" : `node${index}`;
-      this.nodes.push({ index, kind, name, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet: `10.244.${index}.0/24`,
-        vtepMAC: `02:5e:00:00:00:${index.toString(16).padStart(2, "0")}` });
-      sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    const nodes = this.kinds.map((kind, i) => {
+      const name = this.mode === "mixed" && !this.opts.nodes && kind === "kernel-vxlan" ? "kernel-node" : `node${i + 1}`;
+      return this.namespaceNode(i + 1, kind, name);
     });
+    this.nodes.push(...nodes);
     if (this.nodes.length === 2 && this.opts.registry !== "kube") {
       const [a, b] = this.nodes;
       ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
@@ -170,17 +167,41 @@ export class Lab {
       ip("-n", control, "link", "add", bridge, "mtu", mtu, "type", "bridge");
       ip("-n", control, "addr", "add", `${this.controlAddress}/24`, "dev", bridge);
       ip("-n", control, "link", "set", bridge, "up");
-      for (const n of this.nodes) {
-        const port = `${this.prefix}b${n.index}`;
-        ip("link", "add", `${this.prefix}u${n.index}`, "netns", n.ns, "mtu", mtu, "type", "veth", "peer", "name", port, "netns", control, "mtu", mtu);
-        ip("-n", control, "link", "set", port, "master", bridge, "up");
-      }
+      for (const n of this.nodes) this.bridgePort(n);
     }
-    for (const n of this.nodes) {
-      ip("-n", n.ns, "addr", "add", `${n.underlayIP}/24`, "dev", `${this.prefix}u${n.index}`);
-      ip("-n", n.ns, "link", "set", `${this.prefix}u${n.index}`, "up");
-    }
-    waitFor(() => this.nodes.every((n) => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP")), 5000, "underlay link up");
+    for (const n of this.nodes) this.underlayUp(n);
+  }
+
+  /**
+   * One more node namespace on the bridge, with its underlay address and nothing else (no Node object, no agent): for tests
+   * that start an agent by hand. Not listed in `nodes`; removed by down().
+   */
+  addBareNode(index: number, name: string): LabNode {
+    if (!this.control || this.nodes.some((n) => n.index === index)) throw new Error(`addBareNode: needs a bridged lab and a free index (${index})`);
+    const n = this.namespaceNode(index, "routed", name);
+    this.bridgePort(n);
+    this.underlayUp(n);
+    return n;
+  }
+
+  private namespaceNode(index: number, kind: NodeKind, name: string): LabNode {
+    const ns = this.addNamespace(`${this.prefix}n${index}`);
+    sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    return { index, kind, name, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet: `10.244.${index}.0/24`,
+      vtepMAC: `02:5e:00:00:00:${index.toString(16).padStart(2, "0")}` };
+  }
+
+  private bridgePort(n: LabNode): void {
+    const mtu = String(this.opts.underlayMtu ?? 1500);
+    const port = `${this.prefix}b${n.index}`;
+    ip("link", "add", `${this.prefix}u${n.index}`, "netns", n.ns, "mtu", mtu, "type", "veth", "peer", "name", port, "netns", this.control!, "mtu", mtu);
+    ip("-n", this.control!, "link", "set", port, "master", `${this.prefix}br`, "up");
+  }
+
+  private underlayUp(n: LabNode): void {
+    ip("-n", n.ns, "addr", "add", `${n.underlayIP}/24`, "dev", `${this.prefix}u${n.index}`);
+    ip("-n", n.ns, "link", "set", `${this.prefix}u${n.index}`, "up");
+    waitFor(() => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP"), 5000, "underlay link up");
   }
 
   isWeft(n: LabNode): boolean {

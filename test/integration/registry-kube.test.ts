@@ -4,15 +4,17 @@
 // flanneld annotates itself, and a real flanneld in kube subnet manager mode. Nodes are registered by the lab as kubelets
 // would register them; no kubelet runs.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createLogger } from "../../src/control/log.js";
 import { KubeRegistry } from "../../src/control/registry/kube.js";
 import type { NodeRecord } from "../../src/control/registry/record.js";
 import { findClusterTools } from "../../src/lab/kube.js";
 import { flannelAnnotations, getNodes, nodeObject } from "../../src/lab/kube-nodes.js";
-import { Lab, type NodeKind } from "../../src/lab/topology.js";
+import { CLUSTER, Lab, type NodeKind } from "../../src/lab/topology.js";
+import { PACKAGE_ROOT } from "../../src/paths.js";
 import { enterNetns } from "../../src/sys/netns.js";
-import { isRoot, ping, pollStatus, sleep, status, tcpTransfer, waitPing } from "./lib/traffic.js";
+import { isRoot, ping, pollStatus, sleep, spawnIn, status, tcpTransfer, waitPing } from "./lib/traffic.js";
 
 const tools = findClusterTools();
 const haveGo = existsSync("/usr/local/go/bin/go") || (process.env.PATH ?? "").split(":").some((d) => existsSync(`${d}/go`));
@@ -124,6 +126,38 @@ describe.skipIf(!isRoot || (typeof tools === "string" && !haveGo))("kube registr
     await allAgents((peers) => peers.some((p) => p.nodeName === ghost && p.vtepMAC === "02:aa:00:00:00:02"), "ghost node's new VtepMAC");
     lab.kube!.kubectl(["delete", "node", ghost]);
     await allAgents((peers) => !peers.some((p) => p.nodeName === ghost), "ghost node gone");
+  });
+
+  it("an agent whose Node does not exist yet waits (logged), then takes the podCIDR the controller assigns; one outside clusterCIDR is refused naming the key", async () => {
+    const bare = lab.addBareNode(9, "late-agent");
+    const dir = join(lab.dir, "late-agent");
+    mkdirSync(dir, { recursive: true });
+    const config = (extra: Record<string, unknown>) => {
+      const path = join(dir, `agent-${Object.keys(extra).length}.json`);
+      writeFileSync(path, JSON.stringify({ nodeName: bare.name, clusterCIDR: CLUSTER, publicIP: bare.underlayIP, port: lab.port,
+        registry: { type: "kube", kubeconfig: lab.kube!.weft.kubeconfig }, socket: join(dir, "weft.sock"), stateDir: join(dir, "state"),
+        metrics: "127.0.0.1:0", ...extra }));
+      return path;
+    };
+    const agent = spawnIn(bare.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", config({})]);
+    let out = "";
+    agent.child.stdout!.on("data", (chunk: string) => (out += chunk));
+    try {
+      await waitUntil(() => agent.child.exitCode === null && out.includes("waiting for the Node object to exist"), "the agent to say it waits", 60_000);
+      lab.kube!.kubectl(["create", "-f", "-"], JSON.stringify(nodeObject(bare.name, bare.underlayIP)));
+      const s = await pollStatus(join(dir, "weft.sock"), (st) => st.ready, "the late agent ready", 60_000);
+      expect(s.subnet).toBe((node(bare.name)!.spec as { podCIDR: string }).podCIDR);
+      expect(node(bare.name)!.metadata.annotations?.[`${P}public-ip`]).toBe(bare.underlayIP);
+    } finally {
+      agent.child.kill("SIGTERM");
+      await agent.done;
+    }
+    const misfit = spawnIn(bare.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", config({ clusterCIDR: "10.96.0.0/12" })]);
+    const r = await misfit.done;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/clusterCIDR: Node late-agent's podCIDRs .* 10\.244\.\d+\.0\/24 is outside clusterCIDR 10\.96\.0\.0\/12/);
+    lab.kube!.kubectl(["delete", "node", bare.name]);
+    await allAgents((peers) => !peers.some((p) => p.nodeName === bare.name), "the late agent's Node gone");
   });
 
   it("API server stopped: traffic goes on with the last peers; back: the watch resumes (a re-list that changes nothing emits nothing) and new Nodes appear", async () => {
