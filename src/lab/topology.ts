@@ -30,7 +30,7 @@ const MODE_KINDS: Record<Mode, NodeKind[]> = {
 
 export interface LabOptions {
   mode: Mode;
-  /** One kind per node, instead of `mode`'s two nodes (VXLAN on port 8472 when any node is not weft). */
+  /** One kind per node, instead of `mode`'s two nodes (VXLAN on flannel's port 8472 when weft meets kernel nodes). */
   nodes?: NodeKind[];
   /** "kube": a real kube-apiserver and kube-controller-manager in the control namespace; Node subnets are their podCIDRs. */
   registry?: "file" | "kube";
@@ -112,7 +112,8 @@ export class Lab {
     this.prefix = opts.prefix ?? `wl${randomBytes(2).toString("hex")}`;
     this.mode = opts.mode;
     this.kinds = opts.nodes ?? MODE_KINDS[opts.mode];
-    this.port = opts.port ?? (this.kinds.every((k) => k === "weft") ? 4789 : 8472);
+    const withKernelPeers = this.kinds.includes("weft") && this.kinds.some((k) => k === "kernel-vxlan" || k === "flanneld");
+    this.port = opts.port ?? (withKernelPeers ? 8472 : 4789);
     this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
     this.registryFile = join(this.dir, "peers.json");
     this.log = opts.log ?? (() => undefined);
