@@ -169,7 +169,7 @@ export class NodeInformer {
     const forbidden = err instanceof KubeApiError && (err.status === 401 || err.status === 403);
     this.log[forbidden || this.failures % 10 === 1 ? "warn" : "debug"]({ server: this.client.server, err: err.message, retryInMs: delay,
       failures: this.failures }, forbidden
-      ? "Kubernetes API refused the Node list/watch: weft's credential needs nodes get/list/watch (docs/registry-kube.md); retrying"
+      ? "Kubernetes API refused the Node list/watch (a server just started may do so briefly; otherwise weft's credential lacks nodes get/list/watch, docs/registry-kube.md); retrying"
       : "Kubernetes API unreachable; keeping the last known peers and retrying");
     await new Promise<void>((res) => {
       const timer = setTimeout(res, delay);
