@@ -2,7 +2,8 @@
 // objects annotated as flanneld annotates its Node, and weft's registry syncing them (docs/registry-kube.md). Measured:
 // the initial sync (list of every page, parse, peer records ready; the client library's one-off load is shown apart),
 // and a re-list that changes nothing (forced the real way: kube-apiserver restarts, the watch's version is then older
-// than its cache, 410 Gone), which must emit no events. Everything runs in a namespace of its own, on its loopback.
+// than its cache, 410 Gone), which must emit no events. Everything runs in a namespace of its own, the API server on an
+// address of a veth inside it (kube-apiserver refuses to advertise a loopback address).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ export interface RegistryBenchOptions {
 }
 
 const CLUSTER = "10.0.0.0/8";
+const API_ADDRESS = "192.168.211.254";
 
 export async function runRegistryBench(o: RegistryBenchOptions): Promise<Record<string, unknown>> {
   const tools = findClusterTools();
@@ -30,8 +32,11 @@ export async function runRegistryBench(o: RegistryBenchOptions): Promise<Record<
   const dir = mkdtempSync(join(tmpdir(), `${ns}-`));
   execFileSync("ip", ["netns", "add", ns]);
   execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  execFileSync("ip", ["-n", ns, "link", "add", `${ns}a`, "type", "veth", "peer", "name", `${ns}b`]);
+  execFileSync("ip", ["-n", ns, "addr", "add", `${API_ADDRESS}/24`, "dev", `${ns}a`]);
+  for (const end of ["a", "b"]) execFileSync("ip", ["-n", ns, "link", "set", `${ns}${end}`, "up"]);
   const leave = enterNetns(ns);
-  const kube = new KubeControlPlane({ tools, ns, address: "127.0.0.1", dir, clusterCIDR: CLUSTER, nodeCIDRMaskSize: 24 });
+  const kube = new KubeControlPlane({ tools, ns, address: API_ADDRESS, dir, clusterCIDR: CLUSTER, nodeCIDRMaskSize: 24 });
   try {
     console.log(`starting etcd, kube-apiserver and kube-controller-manager in namespace ${ns} ...`);
     await kube.start();

@@ -196,7 +196,9 @@ export class KubeControlPlane {
     const deadline = Date.now() + timeoutMs;
     let last = "";
     while (Date.now() < deadline) {
-      if (this.apiserver?.exitCode !== null) throw new Error(`kube-apiserver exited (${this.apiserver?.exitCode}); see ${this.logFile("kube-apiserver")}`);
+      if (this.apiserver?.exitCode !== null) {
+        throw new Error(`kube-apiserver exited (${this.apiserver?.exitCode}): ${this.logTail("kube-apiserver")}`);
+      }
       try {
         if (this.kubectl(["get", "--raw=/readyz"]).trim() === "ok") return;
       } catch (err) {
@@ -204,7 +206,16 @@ export class KubeControlPlane {
       }
       await sleep(500);
     }
-    throw new Error(`kube-apiserver not ready after ${timeoutMs / 1000} s (${last}); see ${this.logFile("kube-apiserver")}`);
+    throw new Error(`kube-apiserver not ready after ${timeoutMs / 1000} s (${last}): ${this.logTail("kube-apiserver")}`);
+  }
+
+  /** The last lines a component logged, for an error message (the lab's directory may be gone by the time anyone looks). */
+  private logTail(name: string): string {
+    try {
+      return readFileSync(this.logFile(name), "utf8").trim().split("\n").slice(-5).join("\n");
+    } catch {
+      return `(no log at ${this.logFile(name)})`;
+    }
   }
 
   private applyRbac(): void {
