@@ -36,6 +36,8 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
   private readonly records = new Map<string, NodeRecord>();
   /** Why a flannel-managed Node is not a peer, as last logged. */
   private readonly problems = new Map<string, string>();
+  /** The resourceVersion of every Node last applied: a Node seen again at the same version has not changed. */
+  private readonly versions = new Map<string, string>();
   private ownNode?: KubeNode;
   private ownNodeChanged: (() => void)[] = [];
   /** Events start after the first list: start() reads the current records without events, as the interface says. */
@@ -193,13 +195,11 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
     }
   }
 
-  /** A complete list: applied as a diff, so a list that changes nothing emits nothing. */
+  /** A complete list: applied as a diff, so a list that changes nothing emits nothing (and parses nothing again). */
   private replace(nodes: KubeNode[]): void {
     const seen = new Set(nodes.map((n) => n.metadata.name));
-    const gone = [...this.records.keys(), ...this.problems.keys()].filter((name) => !seen.has(name));
-    const ownGone = this.ownNode !== undefined && !seen.has(this.options.nodeName);
+    const gone = [...this.versions.keys()].filter((name) => !seen.has(name));
     this.apply(gone.map((name) => ({ metadata: { name } })), true, nodes);
-    if (ownGone) this.setOwnNode(undefined);
   }
 
   /**
@@ -212,6 +212,10 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
     const added: NodeRecord[] = [];
     const visit = (node: KubeNode, isDeleted: boolean) => {
       const name = node.metadata.name;
+      const version = node.metadata.resourceVersion;
+      if (!isDeleted && version !== undefined && this.versions.get(name) === version) return;
+      if (isDeleted || version === undefined) this.versions.delete(name);
+      else this.versions.set(name, version);
       if (name === this.options.nodeName && !isDeleted) this.setOwnNode(node);
       if (name === this.options.nodeName && isDeleted) this.setOwnNode(undefined);
       const parsed = isDeleted ? null : nodeToRecord(node);
