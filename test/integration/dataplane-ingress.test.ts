@@ -1,6 +1,6 @@
 // The ingress filter (docs/wire.md) on a running agent: datagrams that reach node 1's VXLAN port but are garbage, carry the
-// wrong VNI, are cut short, or come from an address that is no peer are dropped and counted, and never reach a Pod; the
-// agent keeps forwarding afterwards.
+// wrong VNI, are cut short, are empty, or come from an address that is no peer are dropped and counted, and never reach a
+// Pod; the agent keeps forwarding afterwards.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lab } from "../../src/lab/topology.js";
 import { mulberry32, randomBytes } from "../helpers/packets.js";
@@ -76,5 +76,29 @@ describe.skipIf(!isRoot)("dataplane: ingress filter on a live agent", () => {
     // The agent keeps forwarding both ways.
     expect(ping(pod1.ns, pod2.ip, 3)).toBe(3);
     expect(ping(pod2.ns, pod1.ip, 3)).toBe(3);
+  });
+
+  it("counts zero-length datagrams as received and dropped, so passed + dropped = received", async () => {
+    const [n1, n2] = lab.nodes;
+    const [pod1, pod2] = [lab.pod(1), lab.pod(2)];
+    const c0 = (await settledStatus(n1.socket!)).counters;
+    const good = vxlanIcmp({ vni: 1, dstMAC: n1.vtepMAC, srcMAC: n2.vtepMAC, src: pod2.ip, dst: pod1.ip, id: 50 });
+    const empty = new Uint8Array(0);
+    sendDatagrams(n2.ns, n1.underlayIP, lab.port, [empty, empty, good, empty], n2.underlayIP);
+    sendDatagrams(n2.ns, n1.underlayIP, lab.port, [empty, empty], STRANGER);
+
+    const delta = (s: { counters: Record<string, number> }, k: string) => (s.counters[k] ?? 0) - (c0[k] ?? 0);
+    const dropKeys = (c: Record<string, number>) => Object.keys(c).filter((k) => k.startsWith("rx_drop_"));
+    const after = await pollStatus(n1.socket!, (s) => delta(s, "rx_drop_empty") >= 5 && delta(s, "rx_passed") >= 1,
+      "node1 to count the empty datagrams");
+    expect({
+      datagrams_in: delta(after, "rx_datagrams_in"),
+      empty: delta(after, "rx_drop_empty"),
+      passed: delta(after, "rx_passed"),
+      dropped: dropKeys(after.counters).reduce((sum, k) => sum + delta(after, k), 0),
+    }, JSON.stringify(nonZero(after.counters))).toEqual({ datagrams_in: 6, empty: 5, passed: 1, dropped: 5 });
+    // And over the agent's whole life, not only our packets.
+    const c = after.counters;
+    expect(c.rx_datagrams_in).toBe(c.rx_passed + dropKeys(c).reduce((sum, k) => sum + c[k], 0));
   });
 });
