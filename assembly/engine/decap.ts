@@ -264,7 +264,8 @@ function deliverTcpSuper(ip: usize, v6: bool, total: u32, hdrLen: u32): bool {
 /**
  * Delivers a validated inner packet. A super-packet takes the GSO path only when its checksum is partial or verifies;
  * one that fails goes out like any packet with a bad checksum (counted by checkL4, no NEEDS_CSUM, no DATA_VALID), so
- * the kernel checks it and drops it — over an IPv4 underlay kernel VXLAN sends no outer UDP checksum to catch it.
+ * the kernel checks it and drops it. The inner checksum may be the only check these bytes had: kernel VXLAN with
+ * noudpcsum sends IPv4 with a zero outer UDP checksum.
  */
 function deliverInner(ip: usize, v6: bool, total: u32): bool {
   const superHdr = Config.vnetHdr && total > Config.mtu ? tcpSuperHeaderLen(ip, v6, total) : 0;
@@ -319,7 +320,7 @@ export function decap(count: u32): u32 {
     const base = Layout.rxIn + <usize>m * SLOT_SIZE;
     const len = min(load<u32>(desc + RxMsg.LENGTH), <u32>SLOT_SIZE);
     if (len == 0) {
-      // A zero-length datagram is still one received: without this, passed + dropped would fall short of received.
+      // An empty datagram is a datagram received like any other: counted, so that received = passed + dropped.
       bump(C.RX_DATAGRAMS_IN);
       bump(C.RX_DROP_EMPTY);
       continue;
