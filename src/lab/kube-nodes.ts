@@ -7,9 +7,10 @@ import type { Lab, LabNode } from "./topology.js";
 
 const FLANNEL = "flannel.alpha.coreos.com/";
 
-interface NodeJson {
+export interface NodeJson {
   metadata: { name: string; annotations?: Record<string, string> };
   spec?: { podCIDR?: string; podCIDRs?: string[] };
+  status?: { conditions?: { type: string; status: string; reason?: string }[] };
 }
 
 /** A Node as a kubelet registers it (name, hostname label, addresses). */
