@@ -13,12 +13,16 @@ export interface NodeJson {
   status?: { conditions?: { type: string; status: string; reason?: string }[] };
 }
 
-/** A Node as a kubelet registers it (name, hostname label, addresses). */
+/**
+ * A Node as a kubelet registers it: name, hostname label, addresses, and the annotation every kubelet sets (flanneld
+ * relies on a Node having annotations: it writes into the map without creating it).
+ */
 export function nodeObject(name: string, address: string, extra: { annotations?: Record<string, string> } = {}): object {
+  const annotations = { "volumes.kubernetes.io/controller-managed-attach-detach": "true", ...extra.annotations };
   return {
     apiVersion: "v1",
     kind: "Node",
-    metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux" }, ...(extra.annotations && { annotations: extra.annotations }) },
+    metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux" }, annotations },
     status: { addresses: [{ type: "InternalIP", address }, { type: "Hostname", address: name }] },
   };
 }

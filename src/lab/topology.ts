@@ -7,7 +7,7 @@
 // `ip`; the agent never does.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callAgent } from "../control/api-server.js";
@@ -358,7 +358,9 @@ export class Lab {
       }
       await sleep(100);
     }
-    throw new Error(`weft agent on ${n.ns} not ready after ${timeoutMs} ms (${last}); see ${n.logFile}`);
+    // The lab's directory is gone by the time anyone reads this: the error carries the tails of the logs that explain it.
+    const flanneld = this.nodes.filter((x) => x.kind === "flanneld").map((x) => `\nflanneld on ${x.ns}:\n${logTail(x.logFile)}`).join("");
+    throw new Error(`weft agent on ${n.ns} not ready after ${timeoutMs} ms (${last}):\n${logTail(n.logFile)}${flanneld}`);
   }
 
   /** Stops an agent with a signal and waits for it to exit. */
@@ -406,6 +408,14 @@ export class Lab {
     }
     rmSync(this.dir, { recursive: true, force: true });
     process.removeListener("exit", this.exitHook);
+  }
+}
+
+function logTail(file: string | undefined, lines = 8): string {
+  try {
+    return readFileSync(file!, "utf8").trim().split("\n").slice(-lines).join("\n");
+  } catch {
+    return `(no log at ${file})`;
   }
 }
 
