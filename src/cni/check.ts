@@ -29,8 +29,8 @@ export async function cmdCheck(ctx: CniContext, conf: NetConf, env: Env): Promis
   const containerID = containerIdFrom(env);
   const ifname = ifnameFrom(env);
   parseCniArgs(env.CNI_ARGS);
-  const netns = netnsFrom(env, ctx.ownNetns);
   if (conf.prevResult === undefined) throw new CniError(ERR.INVALID_CONFIG, "CHECK needs prevResult: the result of this attachment's ADD");
+  const netns = netnsFrom(env, ctx.ownNetns);
   const prev = parseResult(conf.prevResult, "prevResult");
   const ips = podAddresses(prev, ifname, netns);
   const record = ctx.records.read({ network: conf.name, containerID, ifname });

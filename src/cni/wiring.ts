@@ -31,7 +31,8 @@ export function hostVethName(containerID: string, ifname: string): string {
 }
 
 /**
- * The host end's alias, for whoever reads `ip link`: network, container, interface, cut to the 255 bytes the kernel keeps.
+ * The host end's alias, for whoever reads `ip link`: network, container, interface, cut to what the kernel keeps (255 bytes,
+ * counting the NUL that the attribute carries).
  * Nothing reads it back: what a veth is for is in weft's attachment record (records.ts).
  */
 export function hostAlias(network: string, containerID: string, ifname: string): string {
@@ -42,7 +43,7 @@ export function hostAlias(network: string, containerID: string, ifname: string):
   return full.subarray(0, end).toString();
 }
 
-const ALIAS_MAX = 255;
+const ALIAS_MAX = 254;
 
 // ---- links as weft reads them: with MAC address and alias --------------------------------------------------------------
 
