@@ -37,12 +37,12 @@ export async function cmdGc(ctx: CniContext, conf: NetConf, env: Env): Promise<v
   const valid = validAttachments(conf.raw);
   const validKeys = new Set(valid.map((v) => attachmentKey({ network: conf.name, ...v })));
   const keep = (a: Attachment) => validKeys.has(attachmentKey(a)) || ctx.inFlight.has(attachmentKey(a));
-  const failures: string[] = [];
+  const failures: CniError[] = [];
   const step = async (what: string, fn: () => unknown) => {
     try {
       await fn();
     } catch (err) {
-      failures.push(asCniError(err, what).message);
+      failures.push(asCniError(err, what));
     }
   };
 
@@ -54,7 +54,10 @@ export async function cmdGc(ctx: CniContext, conf: NetConf, env: Env): Promise<v
 
   ctx.log.info({ network: conf.name, valid: valid.length, released: freed.map((a) => `${a.containerID}/${a.ifname}`), removed },
     "CNI GC");
-  if (failures.length > 0) throw new CniError(ERR.IO, `GC did not finish: ${failures[0]}`, failures.join("\n"));
+  // The first failure's code: an IPAM plugin missing from CNI_PATH is a config error here as in ADD.
+  if (failures.length > 0) {
+    throw new CniError(failures[0].code, `GC did not finish: ${failures[0].message}`, failures.map((f) => f.message).join("\n"));
+  }
 }
 
 /** The host veths of this network's stale records (those still weft's), then the records; returns the veths removed. */
