@@ -1,6 +1,6 @@
-// CHECK (spec ≥ 0.4.0, docs/cni.md): is the Pod still wired as its prevResult says, through the host veth weft's record names? The Pod's interface, its addresses and routes, the
-// host veth with the gateway and the route back, and the address reservation. Routes a later plugin added are fine; ours
-// missing are not.
+// CHECK (spec ≥ 0.4.0, docs/cni.md): is the Pod still wired as its prevResult says, through the host veth weft's record
+// names? The Pod's interface, its addresses and routes, the host veth with the gateway and the route back, and the
+// address reservation. Routes a later plugin added are fine; ours missing are not.
 import { cidrToString, formatIPBytes, parseCIDR } from "../net/addr.js";
 import { type Env, type NetConf, compareVersions, containerIdFrom, ifnameFrom, netnsFrom, parseCniArgs } from "./config.js";
 import { type CniContext, delegates } from "./context.js";

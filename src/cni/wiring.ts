@@ -1,5 +1,6 @@
-// The kernel side of a Pod attachment (docs/cni.md, "Wiring"), all through rtnetlink (src/sys), never the `ip` binary. Routed like the reference
-// ptp plugin: a veth pair, the Pod's end holding its address and a route to a gateway that lives on the host's end.
+// The kernel side of a Pod attachment (docs/cni.md, "Wiring"), all through rtnetlink (src/sys), never the `ip` binary.
+// Routed like the reference ptp plugin: a veth pair, the Pod's end holding its address and a route to a gateway that lives
+// on the host's end.
 //
 //   Pod netns:  eth0 10.244.1.7/24   10.244.1.1 dev eth0 scope link   default via 10.244.1.1 dev eth0
 //   host:       weft<11 hex> 10.244.1.1/32 (the same gateway on every Pod's veth)   10.244.1.7 dev weft<11 hex>
