@@ -200,6 +200,10 @@ describe.skipIf(!ready)(`CNI hostile input: ${CASES} generated calls through the
             if (del.status !== 0) failures.push(`${describeCase(c)}: DEL after its ADD failed: ${del.stdout}`);
           }
           const podIndex = pods.indexOf(c.env.CNI_NETNS.split("/").pop()!);
+          if (podIndex < 0) {
+            failures.push(`${describeCase(c)}: ADD succeeded into ${c.env.CNI_NETNS}, which is no Pod namespace of this run`);
+            continue;
+          }
           const after = await netState(pods[podIndex], undefined, true);
           if (JSON.stringify(after) !== JSON.stringify(baseline.pods[podIndex].filter((l) => !l.startsWith("route ")))) {
             failures.push(`${describeCase(c)}: the Pod namespace differs after ADD+DEL: ${after.join(" | ")}`);
