@@ -96,14 +96,18 @@ suite("weft CNI: only what weft's records say it created", () => {
 
     it("leaves a link that took the recorded veth's name after weft's veth went (another ifindex), and DEL twice succeeds", async () => {
       const netns = lab.pod("swap");
-      await ok(envFor("ADD", "ctr-swap", netns), conf());
+      const result = JSON.parse(await ok(envFor("ADD", "ctr-swap", netns), conf())) as Result;
       const host = hostVethName("ctr-swap", "eth0");
       ip("link", "del", host);
       ip("link", "add", host, "type", "veth", "peer", "name", `${lab.prefix}sw`);
+      const check = await service.handle({ env: envFor("CHECK", "ctr-swap", netns), stdin: conf("weftnet", { prevResult: result }) });
+      expect(JSON.parse(check.output)).toMatchObject({ code: 100 });
       for (let i = 0; i < 2; i++) expect(await service.handle({ env: envFor("DEL", "ctr-swap", netns), stdin: conf() })).toEqual({ code: 0, output: "" });
       expect(ipJson<{ ifname: string }[]>(null, "link", "show", "dev", host)).toHaveLength(1);
       expect(records()).toEqual([]);
       ip("link", "del", host);
+      const unknown = await service.handle({ env: envFor("CHECK", "ctr-swap", netns), stdin: conf("weftnet", { prevResult: result }) });
+      expect(JSON.parse(unknown.output)).toMatchObject({ code: 3, msg: expect.stringContaining("holds no attachment of ctr-swap/eth0") });
     });
   });
 
