@@ -31,6 +31,8 @@ export function hostVethName(containerID: string, ifname: string): string {
   return `weft${createHash("sha256").update(`${containerID}:${ifname}`).digest("hex").slice(0, 11)}`;
 }
 
+const ALIAS_MAX = 254;
+
 /**
  * The host end's alias, for whoever reads `ip link`: network, container, interface, cut to what the kernel keeps (255 bytes,
  * counting the NUL that the attribute carries).
@@ -43,8 +45,6 @@ export function hostAlias(network: string, containerID: string, ifname: string):
   while (end > 0 && (full[end] & 0xc0) === 0x80) end--; // not inside a UTF-8 sequence
   return full.subarray(0, end).toString();
 }
-
-const ALIAS_MAX = 254;
 
 // ---- links as weft reads them: with MAC address and alias --------------------------------------------------------------
 
