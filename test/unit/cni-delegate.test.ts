@@ -81,7 +81,9 @@ describe("delegated IPAM", () => {
   it.skipIf(process.getuid?.() !== 0)("an ADD answer that is not a result is a decode error (6); no address is a config error (7); both are undone", async () => {
     const pod = `wcd${randomBytes(2).toString("hex")}pod`;
     execFileSync("ip", ["netns", "add", pod]);
-    onTestFinished(() => execFileSync("ip", ["netns", "del", pod]));
+    onTestFinished(() => {
+      execFileSync("ip", ["netns", "del", pod]);
+    });
     const addEnv = { ...env("ADD"), CNI_NETNS: `/var/run/netns/${pod}`, CNI_IFNAME: "wcnnotthere0" };
     writeFileSync(join(dir, "reply.ADD"), "not json");
     expect((await call("ADD", config("1.0.0"), addEnv)).json).toMatchObject({ code: 6, msg: "IPAM plugin fake (ADD) printed something that is not JSON" });

@@ -172,7 +172,7 @@ export function generateCase(seed: number, index: number, t: FuzzTargets): FuzzC
     const notes: string[] = [];
     const env = environment(r, t, notes);
     const conf = baseConfig(r, t, notes);
-    let stdin = Buffer.from(serialize(r, conf, notes));
+    let stdin: Buffer = Buffer.from(serialize(r, conf, notes));
     if (chance(r, 0.3)) stdin = mutateBytes(r, stdin.toString(), notes);
     if (!strays(stdin, t)) return { index, env, stdin, notes };
   }
