@@ -35,6 +35,8 @@ export class WeftMetrics {
   private readonly drops = this.counter("weft_drops_total", "Packets dropped by the packet core, by direction and reason", ["direction", "reason"]);
   private readonly events = this.counter("weft_core_events_total", "The packet core's other counters (packets in/out, GSO splits, GRO merges...)", ["event"]);
   private readonly peers = new Gauge({ name: "weft_peers", help: "Peers known to the dataplane", registers: [this.registry] });
+  private readonly refusals = this.counter("weft_peer_records_refused_total", "Node records refused as peers, by reason (each refusal counted once, not on every re-list)", ["reason"]);
+  private readonly refusedNow = new Gauge({ name: "weft_peer_records_refused_current", help: "Node records refused as peers right now, by reason", labelNames: ["reason"], registers: [this.registry] });
   private readonly offload = new Gauge({ name: "weft_offload", help: "1 when the offload mode is on, 0 when off", labelNames: ["mode"], registers: [this.registry] });
   private readonly info = new Gauge({ name: "weft_info", help: "This node: always 1, the facts are the labels", labelNames: ["node", "subnet", "vtep_mac", "version"], registers: [this.registry] });
   private readonly batches = new Histogram({
@@ -70,6 +72,17 @@ export class WeftMetrics {
       this.peerRxBytes.inc({ peer: p.nodeName }, p.rxBytes);
     }
     this.peers.set(peers.length);
+  }
+
+  /** A node record was refused as a peer (docs/agent.md lists the reasons). */
+  countRefusal(reason: string): void {
+    this.refusals.inc({ reason });
+  }
+
+  /** How many records are refused right now, by reason; reasons not named drop out. */
+  setRefused(byReason: Record<string, number>): void {
+    this.refusedNow.reset();
+    for (const [reason, n] of Object.entries(byReason)) this.refusedNow.set({ reason }, n);
   }
 
   /** Records `times` batches of `size` packets. */

@@ -2,7 +2,7 @@
 // the latest counters they report. Packets never touch this thread.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { EventEmitter } from "node:events";
-import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
+import type { ControlMessage, PeerEntry, PeerTotals, PeerUpdate, WorkerInit, WorkerMessage } from "./protocol.js";
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 
@@ -26,6 +26,10 @@ export class Dataplane extends EventEmitter {
   private readonly peerTotals = { tx: new Map<number, PeerTotals>(), rx: new Map<number, PeerTotals>() };
   private readonly batches = { tx: [] as number[], rx: [] as number[] };
   private readonly peers = new Map<number, PeerEntry>();
+  /** The update that last carried each peer, and the last update each worker applied: live = applied by both. */
+  private readonly sentIn = new Map<number, number>();
+  private readonly appliedSeq = { tx: 0, rx: 0 };
+  private seq = 0;
 
   /** Starts the workers; resolves when both have loaded their cores and begun their loops. */
   async start(common: Omit<WorkerInit, "role">): Promise<void> {
@@ -43,6 +47,7 @@ export class Dataplane extends EventEmitter {
     worker.on("message", (m: WorkerMessage) => {
       if (m.type === "ready") readyResolve();
       else if (m.type === "report") this.absorb(m);
+      else if (m.type === "warning") this.emit("warning", new Error(`${m.role} worker: ${m.message}`));
       else if (m.type === "error") {
         readyReject(new Error(`${m.role} worker: ${m.message}`));
         this.emit("error", new Error(`${m.role} worker: ${m.message}`));
@@ -53,7 +58,7 @@ export class Dataplane extends EventEmitter {
       this.emit("error", err);
     });
     // Peers known before the worker started are replayed to it.
-    for (const peer of this.peers.values()) port1.postMessage({ type: "setPeer", peer } satisfies ControlMessage);
+    if (this.peers.size > 0) port1.postMessage({ type: "peers", seq: this.seq, set: [...this.peers.values()], remove: [] } satisfies ControlMessage);
     return { worker, control: port1, ready, stopped };
   }
 
@@ -61,6 +66,7 @@ export class Dataplane extends EventEmitter {
     this.counters[m.role] = m.counters;
     this.peerTotals[m.role] = new Map(Object.entries(m.peers).map(([k, v]) => [Number(k), v]));
     this.batches[m.role] = m.batches;
+    this.appliedSeq[m.role] = m.peerSeq;
     this.emit("report", m.role);
   }
 
@@ -68,14 +74,23 @@ export class Dataplane extends EventEmitter {
     for (const w of this.workers) w.control.postMessage(msg);
   }
 
-  setPeer(peer: PeerEntry): void {
-    this.peers.set(peer.index, peer);
-    this.broadcast({ type: "setPeer", peer });
+  /** The peer last sent at `index`. */
+  peer(index: number): PeerEntry | undefined {
+    return this.peers.get(index);
   }
 
-  removePeer(peer: PeerEntry): void {
-    this.peers.delete(peer.index);
-    this.broadcast({ type: "removePeer", peer });
+  /** Sends one update to both workers: peers to set (new or changed, by index) and indexes to free. */
+  applyPeers(changes: Omit<PeerUpdate, "seq">): void {
+    const seq = ++this.seq;
+    for (const index of changes.remove) {
+      this.peers.delete(index);
+      this.sentIn.delete(index);
+    }
+    for (const peer of changes.set) {
+      this.peers.set(peer.index, peer);
+      this.sentIn.set(peer.index, seq);
+    }
+    this.broadcast({ type: "peers", seq, set: changes.set, remove: changes.remove });
   }
 
   /** TX counters come from the TX worker's core, RX counters from the RX worker's. */
@@ -92,9 +107,10 @@ export class Dataplane extends EventEmitter {
     return { counters, peers, batches: { tx: this.batches.tx, rx: this.batches.rx } };
   }
 
-  /** Whether both workers have applied this peer (its index shows up in both reports). */
+  /** Whether both workers have applied this peer as last sent. */
   isLive(index: number): boolean {
-    return this.peerTotals.tx.has(index) && this.peerTotals.rx.has(index);
+    const seq = this.sentIn.get(index);
+    return seq !== undefined && this.appliedSeq.tx >= seq && this.appliedSeq.rx >= seq;
   }
 
   async stop(): Promise<void> {

@@ -3,15 +3,14 @@
 //   rx: UDP → one recvmmsg (UDP_GRO) → core.decap → one write per (super-)packet to TUN
 // Syscalls read and write WASM linear memory directly; JS touches only descriptors, once per message or group.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP } from "../core/index.js";
+import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP, type PeerOpSpec } from "../core/index.js";
 import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, pollFd } from "../sys/libc.js";
 import { MsgBatch } from "../sys/msgbatch.js";
 import { sockaddr } from "../sys/sockaddr.js";
 import { BATCH_BUCKETS } from "./buckets.js";
-import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
+import type { ControlMessage, PeerEntry, PeerTotals, PeerUpdate, WorkerInit, WorkerMessage } from "./protocol.js";
 
 const POLL_MS = 50;
-
 
 const { init, control } = workerData as { init: WorkerInit; control: MessagePort };
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
@@ -19,6 +18,10 @@ const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const core = Core.load({ txSlots: init.batch, rxSlots: init.batch, maxPeers: init.maxPeers });
 core.configure(init.identity);
 const peers = new Map<number, { entry: PeerEntry; dest: Uint8Array }>();
+/** The peer each route points at. */
+const routeOwner = new Map<string, number>();
+/** The last peer update applied. */
+let peerSeq = 0;
 const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
 let base = nativeBase(core.memory.buffer);
 let buffer = core.memory.buffer;
@@ -50,39 +53,60 @@ function recordBatch(n: number): void {
   batchHistogram[b]++;
 }
 
-function setPeer(p: PeerEntry): void {
-  const old = peers.get(p.index);
-  if (old) removeRoutes(old.entry);
-  core.setPeer(p.index, { address: p.address, vtepMAC: p.vtepMAC });
-  if (p.subnet) core.routes4.insert(p.subnet, p.index);
-  if (p.subnetV6) core.routes6.insert(p.subnetV6, p.index);
-  peers.set(p.index, { entry: p, dest: sockaddr(init.udpFamily, p.address, init.peerPort) });
+function routesOf(p: PeerEntry): string[] {
+  return [p.subnet, p.subnetV6].filter((r): r is string => r !== undefined);
 }
 
-function removeRoutes(p: PeerEntry): void {
-  if (p.subnet) core.routes4.delete(p.subnet);
-  if (p.subnetV6) core.routes6.delete(p.subnetV6);
+function addRoute(cidr: string, index: number): void {
+  (cidr.includes(":") ? core.routes6 : core.routes4).insert(cidr, index);
+  routeOwner.set(cidr, index);
 }
 
-function removePeer(p: PeerEntry): void {
-  const old = peers.get(p.index);
-  if (!old) return;
-  removeRoutes(old.entry);
-  core.removePeer(p.index);
-  peers.delete(p.index);
+/** Deletes a route only while it still points at `index`: in one update, a subnet may have moved to another peer. */
+function dropRoute(cidr: string, index: number): void {
+  if (routeOwner.get(cidr) !== index) return;
+  (cidr.includes(":") ? core.routes6 : core.routes4).delete(cidr);
+  routeOwner.delete(cidr);
+}
+
+/**
+ * Applies one peer update between two batches, so no packet sees it half done. A changed peer keeps its index and counters
+ * (unless another node took the index over); its new routes go in before the old ones that differ come out, so
+ * destinations it keeps always have a route. The peer table is written in one core call.
+ */
+function applyPeers(update: PeerUpdate): void {
+  const ops: PeerOpSpec[] = [];
+  for (const index of update.remove) {
+    const old = peers.get(index);
+    if (!old) continue;
+    for (const r of routesOf(old.entry)) dropRoute(r, index);
+    peers.delete(index);
+    ops.push({ op: "remove", index });
+  }
+  for (const p of update.set) {
+    const old = peers.get(p.index);
+    try {
+      const dest = sockaddr(init.udpFamily, p.address, init.peerPort);
+      ops.push({ op: "set", index: p.index, peer: { address: p.address, vtepMAC: p.vtepMAC }, resetCounters: old?.entry.nodeName !== p.nodeName });
+      const routes = routesOf(p);
+      for (const r of routes) addRoute(r, p.index);
+      if (old) for (const r of routesOf(old.entry)) if (!routes.includes(r)) dropRoute(r, p.index);
+      peers.set(p.index, { entry: p, dest });
+    } catch (err) {
+      post({ type: "warning", role: init.role, message: `peer ${p.nodeName} (index ${p.index}): ${(err as Error).message}` });
+    }
+  }
+  const ignored = core.applyPeers(ops);
+  if (ignored > 0) post({ type: "warning", role: init.role, message: `the core ignored ${ignored} of ${ops.length} peer changes` });
+  peerSeq = update.seq;
 }
 
 function handleControl(): void {
   let applied = 0;
   for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control), applied++) {
     const msg = m.message as ControlMessage;
-    try {
-      if (msg.type === "setPeer") setPeer(msg.peer);
-      else if (msg.type === "removePeer") removePeer(msg.peer);
-      else if (msg.type === "stop") running = false;
-    } catch (err) {
-      post({ type: "error", role: init.role, message: `peer ${JSON.stringify(msg)}: ${(err as Error).message}` });
-    }
+    if (msg.type === "peers") applyPeers(msg);
+    else if (msg.type === "stop") running = false;
   }
   refreshBase();
   // Tell the main thread at once which peers are live here (status waits on it), not at the next periodic report.
@@ -92,7 +116,7 @@ function handleControl(): void {
 function report(): void {
   const totals: Record<number, PeerTotals> = {};
   for (const index of peers.keys()) totals[index] = core.peerCounters(index);
-  post({ type: "report", role: init.role, counters: { ...core.counters(), ...io }, peers: totals, batches: [...batchHistogram] });
+  post({ type: "report", role: init.role, counters: { ...core.counters(), ...io }, peers: totals, batches: [...batchHistogram], peerSeq });
 }
 
 // ---- TX -----------------------------------------------------------------------------------------------------------------
