@@ -132,6 +132,7 @@ class Agent {
     });
     this.api = await startApiServer(c.socket, {
       status: () => this.status(),
+      peers: () => this.peerSummary(),
       cni: (req) => this.cni!.handle(cniRequest(req)),
     });
     this.ready = true;
@@ -287,6 +288,12 @@ class Agent {
       refused: this.peers?.refusals() ?? [],
       counters: stats?.counters ?? {},
     };
+  }
+
+  /** How many peers there are, how many both workers have applied, and how many records are refused: cheap to poll. */
+  peerSummary(): { peers: number; live: number; refused: number } {
+    const entries = this.peers?.entries() ?? [];
+    return { peers: entries.length, live: entries.filter((p) => this.dataplane?.isLive(p.index)).length, refused: this.peers?.refusals().length ?? 0 };
   }
 
   /** Undo in reverse. Closing the TUN fd removes weft0 and, with it, its address and routes. */
