@@ -3,7 +3,7 @@
 // underlay address, our VtepMAC) or with a peer already admitted (same underlay address, same VtepMAC, overlapping
 // subnet), or that we cannot use (another VNI, an underlay family our socket cannot reach, a full table), is refused,
 // logged once, and reported through `onRefused`. The peer admitted first keeps what it holds: a misconfigured node can
-// never take traffic away from a working one. A refused record is tried again whenever an admitted peer lets go of
+// never take traffic away from a working one. A refused record is tried again after an admitted peer let go of
 // something, so when one of two nodes claiming one address is fixed, the other becomes a peer.
 //
 // Each admitted node keeps its index (the value the route tables hold) for as long as it stays admitted, across changes
@@ -63,6 +63,7 @@ export class PeerIndex {
   private readonly pending = new Map<number, PeerEntry | null>();
   private readonly free: number[] = [];
   private next = 0;
+  private retryWanted = false;
   private readonly self: { address: string; vtepMAC: string; subnets: Cidr[] };
 
   constructor(private readonly options: PeerIndexOptions) {
@@ -85,7 +86,7 @@ export class PeerIndex {
     if (known) this.releaseClaims(known);
     const placed = this.place(record, known?.entry.index);
     if (!placed && known) this.freeIndex(name, known.entry.index);
-    if (known) this.retryRefused();
+    if (known) this.retryWanted = true;
   }
 
   /** A record left the registry. */
@@ -95,11 +96,12 @@ export class PeerIndex {
     if (!known) return;
     this.releaseClaims(known);
     this.freeIndex(nodeName, known.entry.index);
-    this.retryRefused();
+    this.retryWanted = true;
   }
 
   /** The changes since the last call, one per index, or null when there are none. */
   takeChanges(): PeerChanges | null {
+    this.settle();
     if (this.pending.size === 0) return null;
     const changes: PeerChanges = { set: [], remove: [] };
     for (const [index, entry] of this.pending) {
@@ -111,10 +113,12 @@ export class PeerIndex {
   }
 
   entries(): PeerEntry[] {
+    this.settle();
     return [...this.admitted.values()].map((a) => a.entry);
   }
 
   refusals(): Refusal[] {
+    this.settle();
     return [...this.refused.values()].map((r) => r.refusal);
   }
 
@@ -192,8 +196,14 @@ export class PeerIndex {
     this.options.onRefused?.(refusal);
   }
 
-  /** Something was let go of: records refused for a clash or a full table may fit now. */
-  private retryRefused(): void {
+  /**
+   * Something was let go of since the last look: records refused for a clash or a full table may fit now. Done once per
+   * burst of events (when the result is asked for), not once per event: a thousand nodes leaving at once must not cost
+   * a thousand passes over the refused records.
+   */
+  private settle(): void {
+    if (!this.retryWanted) return;
+    this.retryWanted = false;
     for (const [name, { record, refusal }] of [...this.refused]) {
       if (refusal.reason === "underlay_address" || refusal.reason === "vtep_mac" || refusal.reason === "subnet_overlap" || refusal.reason === "table_full") {
         if (this.refused.has(name)) this.place(record, undefined);
