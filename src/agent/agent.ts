@@ -91,7 +91,8 @@ class Agent {
       this.log.error({ err: err.message }, "dataplane worker failed");
       this.onFatal(err);
     });
-    this.dataplane.on("report", () => this.absorbReport());
+    this.dataplane.on("report", (role: "tx" | "rx") => this.absorbReport(role));
+    this.metrics.beforeScrape(() => this.refreshMetrics());
     this.dataplane.on("warning", (err: Error) => this.log.warn({ err: err.message }, "dataplane worker"));
     await this.dataplane.start({
       tunFd: this.tun!.fd,
@@ -240,19 +241,18 @@ class Agent {
     dataplane.applyPeers(changes);
   }
 
-  private absorbReport(): void {
-    const stats = this.dataplane!.stats();
+  /** A worker reported: note which peers were heard from, and the batch sizes. Per-peer metrics wait for a scrape. */
+  private absorbReport(role: "tx" | "rx"): void {
+    const dataplane = this.dataplane!;
+    const stats = dataplane.stats(false);
     const now = Date.now();
-    const traffic = this.peers!.entries().map((p) => {
-      const t = stats.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
-      const seen = this.lastSeen.get(p.index);
-      if (!seen || t.rxPackets > seen.rx) this.lastSeen.set(p.index, { rx: t.rxPackets, at: t.rxPackets > 0 ? now : 0 });
-      return { nodeName: p.nodeName, ...t };
-    });
-    this.metrics.updateFromCounters(stats.counters, traffic);
-    const refused: Record<string, number> = {};
-    for (const r of this.peers!.refusals()) refused[r.reason] = (refused[r.reason] ?? 0) + 1;
-    this.metrics.setRefused(refused);
+    if (role === "rx") {
+      for (const p of this.peers!.entries()) {
+        const rx = dataplane.peerTotals(p.index).rxPackets;
+        const seen = this.lastSeen.get(p.index);
+        if (!seen || rx > seen.rx) this.lastSeen.set(p.index, { rx, at: rx > 0 ? now : 0 });
+      }
+    }
     for (const dir of ["tx", "rx"] as const) {
       const now = stats.batches[dir];
       const before = this.seenBatches[dir];
@@ -262,6 +262,19 @@ class Agent {
       });
       this.seenBatches[dir] = now;
     }
+  }
+
+  /** Brings the per-peer and refusal metrics up to date; runs when /metrics is scraped. */
+  private refreshMetrics(): void {
+    const dataplane = this.dataplane;
+    const peers = this.peers;
+    if (!dataplane || !peers) return;
+    const stats = dataplane.stats(true);
+    const traffic = peers.entries().map((p) => ({ nodeName: p.nodeName, ...(stats.peers.get(p.index) ?? dataplane.peerTotals(p.index)) }));
+    this.metrics.updateFromCounters(stats.counters, traffic);
+    const refused: Record<string, number> = {};
+    for (const r of peers.refusals()) refused[r.reason] = (refused[r.reason] ?? 0) + 1;
+    this.metrics.setRefused(refused);
   }
 
   status(): AgentStatus {

@@ -55,8 +55,8 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       console.error("weft bench: the peer benchmark runs agents in namespaces and needs root");
       return 2;
     }
-    if (!Number.isInteger(opts.peerCount) || opts.peerCount < 1 || opts.peerCount > 65000) {
-      console.error("weft bench: --peer-count must be an integer from 1 to 65000");
+    if (!Number.isInteger(opts.peerCount) || opts.peerCount < 1 || opts.peerCount > 39000) {
+      console.error("weft bench: --peer-count must be an integer from 1 to 39000 (the /24s of 10.100.0.0-10.255.255.0)");
       return 2;
     }
     await runPeersBench({ peers: opts.peerCount, out });

@@ -47,6 +47,8 @@ export class WeftMetrics {
     registers: [this.registry],
   });
 
+  private refresh?: () => void;
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "weft_" });
   }
@@ -101,8 +103,17 @@ export class WeftMetrics {
     this.info.set({ node: info.node, subnet: info.subnet, vtep_mac: info.vtepMAC, version: info.version ?? packageVersion() }, 1);
   }
 
+  /**
+   * `refresh` runs before every exposition: values that cost work per peer (thousands of them) are brought up to date when
+   * someone reads them, not on every worker report.
+   */
+  beforeScrape(refresh: () => void): void {
+    this.refresh = refresh;
+  }
+
   /** The Prometheus text exposition. */
   text(): Promise<string> {
+    this.refresh?.();
     return this.registry.metrics();
   }
 

@@ -2,7 +2,7 @@
 // the latest counters they report. Packets never touch this thread.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { EventEmitter } from "node:events";
-import type { ControlMessage, PeerEntry, PeerTotals, PeerUpdate, WorkerInit, WorkerMessage } from "./protocol.js";
+import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerTotals, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 
@@ -23,7 +23,7 @@ export interface DataplaneStats {
 export class Dataplane extends EventEmitter {
   private readonly workers: Running[] = [];
   private readonly counters = { tx: {} as Record<string, number>, rx: {} as Record<string, number> };
-  private readonly peerTotals = { tx: new Map<number, PeerTotals>(), rx: new Map<number, PeerTotals>() };
+  private readonly peerCounters: { tx: BigUint64Array; rx: BigUint64Array } = { tx: new BigUint64Array(0), rx: new BigUint64Array(0) };
   private readonly batches = { tx: [] as number[], rx: [] as number[] };
   private readonly peers = new Map<number, PeerEntry>();
   /** The update that last carried each peer, and the last update each worker applied: live = applied by both. */
@@ -64,7 +64,7 @@ export class Dataplane extends EventEmitter {
 
   private absorb(m: Extract<WorkerMessage, { type: "report" }>): void {
     this.counters[m.role] = m.counters;
-    this.peerTotals[m.role] = new Map(Object.entries(m.peers).map(([k, v]) => [Number(k), v]));
+    this.peerCounters[m.role] = m.peerCounters;
     this.batches[m.role] = m.batches;
     this.appliedSeq[m.role] = m.peerSeq;
     this.emit("report", m.role);
@@ -93,18 +93,23 @@ export class Dataplane extends EventEmitter {
     this.broadcast({ type: "peers", seq, set: changes.set, remove: changes.remove });
   }
 
-  /** TX counters come from the TX worker's core, RX counters from the RX worker's. */
-  stats(): DataplaneStats {
+  /** TX counters come from the TX worker's core, RX counters from the RX worker's; per-peer totals when asked for. */
+  stats(withPeers = true): DataplaneStats {
     const counters: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.counters.tx)) if (k.startsWith("tx_")) counters[k] = v;
     for (const [k, v] of Object.entries(this.counters.rx)) if (k.startsWith("rx_")) counters[k] = v;
     const peers = new Map<number, PeerTotals>();
-    for (const index of new Set([...this.peerTotals.tx.keys(), ...this.peerTotals.rx.keys()])) {
-      const t = this.peerTotals.tx.get(index);
-      const r = this.peerTotals.rx.get(index);
-      peers.set(index, { txPackets: t?.txPackets ?? 0, txBytes: t?.txBytes ?? 0, rxPackets: r?.rxPackets ?? 0, rxBytes: r?.rxBytes ?? 0 });
-    }
+    if (withPeers) for (const index of this.peers.keys()) peers.set(index, this.peerTotals(index));
     return { counters, peers, batches: { tx: this.batches.tx, rx: this.batches.rx } };
+  }
+
+  /** A peer's traffic: what the TX worker sent to it, what the RX worker took from it (zero before their first report). */
+  peerTotals(index: number): PeerTotals {
+    const at = index * PEER_COUNTER_FIELDS;
+    const tx = this.peerCounters.tx;
+    const rx = this.peerCounters.rx;
+    const read = (a: BigUint64Array, i: number) => (i < a.length ? Number(a[i]) : 0);
+    return { txPackets: read(tx, at), txBytes: read(tx, at + 1), rxPackets: read(rx, at + 2), rxBytes: read(rx, at + 3) };
   }
 
   /** Whether both workers have applied this peer as last sent. */

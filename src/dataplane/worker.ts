@@ -8,7 +8,7 @@ import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, po
 import { MsgBatch } from "../sys/msgbatch.js";
 import { sockaddr } from "../sys/sockaddr.js";
 import { BATCH_BUCKETS } from "./buckets.js";
-import type { ControlMessage, PeerEntry, PeerTotals, PeerUpdate, WorkerInit, WorkerMessage } from "./protocol.js";
+import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
 
 const POLL_MS = 50;
 
@@ -114,9 +114,11 @@ function handleControl(): void {
 }
 
 function report(): void {
-  const totals: Record<number, PeerTotals> = {};
-  for (const index of peers.keys()) totals[index] = core.peerCounters(index);
-  post({ type: "report", role: init.role, counters: { ...core.counters(), ...io }, peers: totals, batches: [...batchHistogram], peerSeq });
+  let top = -1;
+  for (const index of peers.keys()) if (index > top) top = index;
+  const peerCounters = new BigUint64Array(core.memory.buffer, core.at.peerCounters, (top + 1) * PEER_COUNTER_FIELDS).slice();
+  const m: WorkerMessage = { type: "report", role: init.role, counters: { ...core.counters(), ...io }, batches: [...batchHistogram], peerCounters, peerSeq };
+  parentPort!.postMessage(m, [peerCounters.buffer]);
 }
 
 // ---- TX -----------------------------------------------------------------------------------------------------------------
