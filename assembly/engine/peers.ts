@@ -96,7 +96,10 @@ export function peerByAddress(p: usize): i32 {
   return -1;
 }
 
-/** Re-indexes every peer by address. A peer whose address a lower index already has is removed; returns how many were. */
+/**
+ * Re-indexes every peer by address. A peer whose address a lower index already has is left out of the index (datagrams
+ * from that address count as the lower index's) until an update gives it its own; returns how many were left out.
+ */
 function rebuildHash(): u32 {
   memory.fill(hash, 0, (<usize>hashMask + 1) << 2);
   let clashes: u32 = 0;
@@ -110,7 +113,6 @@ function rebuildHash(): u32 {
       v = load<u32>(hash + (<usize>slot << 2));
     }
     if (v != 0) {
-      memory.fill(peerRecord(i), 0, Peer.STRIDE);
       clashes++;
       continue;
     }
@@ -121,8 +123,9 @@ function rebuildHash(): u32 {
 
 /**
  * Applies `n` staged ops (see PeerOp) at peerOpsAt() and re-indexes addresses once, so an update of thousands of peers
- * costs one pass. Returns the number of ops ignored (bad index or kind) plus the peers dropped for sharing an address;
- * the control side checks records before they get here, so this is 0 unless it has a bug.
+ * costs one pass. Returns the number of ops ignored (bad index or kind) plus the peers left out of the address index for
+ * sharing an address (the control side checks records before they get here: between the chunks of one big update, a
+ * swap of two peers' addresses may show up here for a moment, never after the update's last chunk).
  */
 export function peersApply(n: u32): u32 {
   let ignored: u32 = 0;

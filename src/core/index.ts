@@ -267,8 +267,8 @@ export class Core {
 
   /**
    * Applies many peer changes in one core call (the peer table is re-indexed once, not per peer). Addresses and MACs are
-   * parsed first, so a bad one throws before anything changes. Returns how many ops the core ignored (0 unless two peers
-   * share an address: the later index is dropped).
+   * parsed first, so a bad one throws before anything changes. Returns how many ops the core ignored plus how many peers
+   * share an address with a lower index (those are left out of the address index until they get their own).
    */
   applyPeers(ops: readonly PeerOpSpec[]): number {
     if (ops.length > this.maxPeers) throw new Error(`${ops.length} peer ops exceed the table (${this.maxPeers})`);

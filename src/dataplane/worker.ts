@@ -11,6 +11,8 @@ import { BATCH_BUCKETS } from "./buckets.js";
 import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
 
 const POLL_MS = 50;
+/** Peers applied between two packet batches. */
+const APPLY_CHUNK = 1024;
 
 const { init, control } = workerData as { init: WorkerInit; control: MessagePort };
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
@@ -22,6 +24,8 @@ const peers = new Map<number, { entry: PeerEntry; dest: Uint8Array }>();
 const routeOwner = new Map<string, number>();
 /** The last peer update applied. */
 let peerSeq = 0;
+/** Peer updates received and not yet wholly applied, oldest first; `next` is the first of its `set` still to do. */
+const backlog: { update: PeerUpdate; next: number }[] = [];
 const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
 let base = nativeBase(core.memory.buffer);
 let buffer = core.memory.buffer;
@@ -70,20 +74,27 @@ function dropRoute(cidr: string, index: number): void {
 }
 
 /**
- * Applies one peer update between two batches, so no packet sees it half done. A changed peer keeps its index and counters
+ * Applies peer updates between packet batches, at most APPLY_CHUNK peers at a time, so that taking thousands of peers
+ * never stops forwarding for long. Each peer's change is applied whole: a changed peer keeps its index and counters
  * (unless another node took the index over); its new routes go in before the old ones that differ come out, so
- * destinations it keeps always have a route. The peer table is written in one core call.
+ * destinations it keeps always have a route. An update's removals go first (they may free addresses its new peers use),
+ * and the peer table is written in one core call per chunk. An update counts as applied (peerSeq) when all of it is.
  */
-function applyPeers(update: PeerUpdate): void {
+function applyPeerChunk(): void {
+  const work = backlog[0];
   const ops: PeerOpSpec[] = [];
-  for (const index of update.remove) {
-    const old = peers.get(index);
-    if (!old) continue;
-    for (const r of routesOf(old.entry)) dropRoute(r, index);
-    peers.delete(index);
-    ops.push({ op: "remove", index });
+  if (work.next === 0) {
+    for (const index of work.update.remove) {
+      const old = peers.get(index);
+      if (!old) continue;
+      for (const r of routesOf(old.entry)) dropRoute(r, index);
+      peers.delete(index);
+      ops.push({ op: "remove", index });
+    }
   }
-  for (const p of update.set) {
+  const end = Math.min(work.update.set.length, work.next + APPLY_CHUNK);
+  for (; work.next < end; work.next++) {
+    const p = work.update.set[work.next];
     const old = peers.get(p.index);
     try {
       const dest = sockaddr(init.udpFamily, p.address, init.peerPort);
@@ -97,20 +108,25 @@ function applyPeers(update: PeerUpdate): void {
     }
   }
   const ignored = core.applyPeers(ops);
-  if (ignored > 0) post({ type: "warning", role: init.role, message: `the core ignored ${ignored} of ${ops.length} peer changes` });
-  peerSeq = update.seq;
+  if (work.next >= work.update.set.length) {
+    backlog.shift();
+    peerSeq = work.update.seq;
+    if (ignored > 0) post({ type: "warning", role: init.role, message: `the core left out ${ignored} peer changes (a shared address?)` });
+  }
 }
 
 function handleControl(): void {
-  let applied = 0;
-  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control), applied++) {
+  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control)) {
     const msg = m.message as ControlMessage;
-    if (msg.type === "peers") applyPeers(msg);
+    if (msg.type === "peers") backlog.push({ update: msg, next: 0 });
     else if (msg.type === "stop") running = false;
   }
+  if (backlog.length === 0) return;
+  const seq = peerSeq;
+  applyPeerChunk();
   refreshBase();
   // Tell the main thread at once which peers are live here (status waits on it), not at the next periodic report.
-  if (applied > 0 && running) report();
+  if (peerSeq !== seq && running) report();
 }
 
 function report(): void {
@@ -206,7 +222,7 @@ function run(): void {
   post({ type: "ready", role: init.role });
   let nextReport = Date.now() + init.reportMs;
   while (running) {
-    if (pollFd(fd, POLLIN, POLL_MS) !== 0) step();
+    if (pollFd(fd, POLLIN, backlog.length > 0 ? 0 : POLL_MS) !== 0) step();
     handleControl();
     const now = Date.now();
     if (now >= nextReport) {
