@@ -6,10 +6,9 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lab, type LabNode } from "../../src/lab/topology.js";
-import { isRoot, ping, pollStatus, status, udpTransfer, waitPing, type Status } from "./lib/traffic.js";
+import { isRoot, ping, pollStatus, status, udpTransfer, waitPing } from "./lib/traffic.js";
 
 interface Rec { nodeName: string; publicIP: string; subnet: string; vtepMAC: string; vni: number }
-type RefusingStatus = Status & { refused: { nodeName: string; reason: string }[]; peers: (Status["peers"][number] & { index: number })[] };
 
 /** Replaces the registry file the way the agents do (write beside it, rename over it), so no watcher sees half a file. */
 function writeRegistry(path: string, records: unknown[], indent = 2): void {
@@ -67,14 +66,14 @@ describe.skipIf(!isRoot)("dataplane: peers follow the file registry", () => {
     const moved = "192.168.200.12";
     lab.exec(n2.ns, "ip", ["addr", "add", `${moved}/24`, "dev", `${lab.prefix}u2`]);
     lab.exec(n2.ns, "iptables", ["-t", "nat", "-A", "PREROUTING", "-d", moved, "-p", "udp", "--dport", String(lab.port), "-j", "DNAT", "--to-destination", n2.underlayIP]);
-    const before = (await status(n1.socket!)) as RefusingStatus;
+    const before = await status(n1.socket!);
     const peerBefore = before.peers.find((p) => p.nodeName === "node2")!;
 
     const count = 3000;
     const flow = udpTransfer(pod1.ns, pod2.ns, pod2.ip, 7401, { count, size: 200, rate: 500 });
     await pollStatus(n1.socket!, (s) => s.peers[0].txPackets >= peerBefore.txPackets + 500, "the stream to be under way");
     writeRegistry(lab.registryFile, records.map((r) => (r.nodeName === "node2" ? { ...r, publicIP: moved, subnet: "10.244.2.0/23" } : r)));
-    const changed = (await pollStatus(n1.socket!, (s) => s.peers.some((p) => p.address === moved && p.live), "node1 to apply node2's change")) as RefusingStatus;
+    const changed = await pollStatus(n1.socket!, (s) => s.peers.some((p) => p.address === moved && p.live), "node1 to apply node2's change");
     const { sent, report } = await flow;
 
     const peerAfter = changed.peers.find((p) => p.nodeName === "node2")!;
@@ -82,7 +81,7 @@ describe.skipIf(!isRoot)("dataplane: peers follow the file registry", () => {
     expect(sent).toBe(count);
     expect(report.corrupt).toBe(0);
     expect(count - report.intact, "datagrams lost across the change").toBeLessThanOrEqual(10);
-    const settled = (await pollStatus(n1.socket!, (s) => s.peers[0].txPackets >= peerBefore.txPackets + report.intact, "node1's counters to take in the stream")) as RefusingStatus;
+    const settled = await pollStatus(n1.socket!, (s) => s.peers[0].txPackets >= peerBefore.txPackets + report.intact, "node1's counters to take in the stream");
     expect(settled.peers[0].index).toBe(peerBefore.index);
     expect(logLines(n1, '"peer changed"').length).toBeGreaterThan(0);
     expect(logLines(n1, '"peer removed"')).toHaveLength(1); // the first test's, not this change's
@@ -99,9 +98,9 @@ describe.skipIf(!isRoot)("dataplane: peers follow the file registry", () => {
     const [pod1, pod2] = [lab.pod(1), lab.pod(2)];
     const rogue: Rec = { nodeName: "node9", publicIP: n2.underlayIP, subnet: "10.244.9.0/24", vtepMAC: "02:5e:00:00:00:09", vni: 1 };
     writeRegistry(lab.registryFile, [...records, rogue]);
-    const s1 = (await pollStatus(n1.socket!, (s) => (s as RefusingStatus).refused.length > 0, "node1 to refuse node9")) as RefusingStatus;
+    const s1 = await pollStatus(n1.socket!, (s) => s.refused.length > 0, "node1 to refuse node9");
     expect(s1.refused).toEqual([expect.objectContaining({ nodeName: "node9", reason: "underlay_address" })]);
-    const s2 = (await pollStatus(n2.socket!, (s) => (s as RefusingStatus).refused.length > 0, "node2 to refuse node9")) as RefusingStatus;
+    const s2 = await pollStatus(n2.socket!, (s) => s.refused.length > 0, "node2 to refuse node9");
     expect(s2.refused).toEqual([expect.objectContaining({ nodeName: "node9", reason: "own_underlay_address" })]);
 
     // The same content written again (other formatting, so the file is re-read): no second warning, no second count.
@@ -117,7 +116,7 @@ describe.skipIf(!isRoot)("dataplane: peers follow the file registry", () => {
 
     // Node 2 leaves; node9's claim no longer clashes and node 1 takes it as a peer. Then node9 goes and node 2 comes back.
     writeRegistry(lab.registryFile, [records.find((r) => r.nodeName === "node1")!, rogue]);
-    const taken = (await pollStatus(n1.socket!, (s) => s.peers.some((p) => p.nodeName === "node9" && p.live), "node1 to admit node9")) as RefusingStatus;
+    const taken = await pollStatus(n1.socket!, (s) => s.peers.some((p) => p.nodeName === "node9" && p.live), "node1 to admit node9");
     expect(taken.refused).toEqual([]);
     writeRegistry(lab.registryFile, records);
     await pollStatus(n1.socket!, (s) => s.peers.length === 1 && s.peers[0].nodeName === "node2" && s.peers[0].live, "node1 to have node2 back");
