@@ -17,14 +17,15 @@ import { BATCH_BUCKETS } from "../dataplane/buckets.js";
 import { addrAdd, linkSetMtu, linkSetUp, routeAdd, underlayFor } from "../sys/netlink.js";
 import { openTun, type TunDevice } from "../sys/tun.js";
 import { openUdp, type UdpSocket } from "../sys/udp.js";
-import { PeerIndex } from "./peers.js";
+import { PeerIndex, type Refusal } from "./peers.js";
 import { createCniService } from "../cni/service.js";
 
-const MAX_PEERS = 4096;
 /** Sockets (and so outer source ports) flows are spread over; docs/wire.md wants the inner flow's entropy in the source port. */
 const SOURCE_PORTS = 8;
 const BATCH = 64;
 const REPORT_MS = 1000;
+/** Updates with more peer changes than this are logged as one line (each peer at debug level). */
+const VERBOSE_UPDATE = 32;
 
 export interface AgentStatus {
   ready: boolean;
@@ -42,6 +43,8 @@ export interface AgentStatus {
   sourcePorts: [number, number];
   /** `live`: both dataplane workers have the peer's routes and address. */
   peers: (PeerEntry & { live: boolean; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; lastSeen: string | null })[];
+  /** Node records that are not peers, and why. */
+  refused: Refusal[];
   counters: Record<string, number>;
 }
 
@@ -88,7 +91,9 @@ class Agent {
       this.log.error({ err: err.message }, "dataplane worker failed");
       this.onFatal(err);
     });
-    this.dataplane.on("report", () => this.absorbReport());
+    this.dataplane.on("report", (role: "tx" | "rx") => this.absorbReport(role));
+    this.metrics.beforeScrape(() => this.refreshMetrics());
+    this.dataplane.on("warning", (err: Error) => this.log.warn({ err: err.message }, "dataplane worker"));
     await this.dataplane.start({
       tunFd: this.tun!.fd,
       udpFd: this.udp!.fd,
@@ -109,7 +114,7 @@ class Agent {
         sourcePortBase: this.sourcePortBase,
         sourcePortCount: this.txPool.length,
       },
-      maxPeers: MAX_PEERS,
+      maxPeers: c.maxPeers,
       batch: BATCH,
       reportMs: REPORT_MS,
     });
@@ -128,6 +133,7 @@ class Agent {
     });
     this.api = await startApiServer(c.socket, {
       status: () => this.status(),
+      peers: () => this.peerSummary(),
       cni: (req) => this.cni!.handle(cniRequest(req)),
     });
     this.ready = true;
@@ -187,41 +193,66 @@ class Agent {
     this.sourcePortBase = c.port;
   }
 
+  /**
+   * Registry events go through the peer index (which checks every record) and reach the workers as one update per burst:
+   * a file re-read, an etcd watch response or a re-list after a watch gap all arrive as synchronous runs of events.
+   */
   private followRegistry(): void {
     const registry = this.registry!;
-    this.peers = new PeerIndex(this.record!, this.udp!.family, MAX_PEERS, this.log);
-    const add = (rec: NodeRecord) => {
-      const entry = this.peers!.admit(rec);
-      if (!entry) return;
-      this.dataplane!.setPeer(entry);
-      this.log.info({ peer: rec.nodeName, publicIP: rec.publicIP, subnet: rec.subnet, index: entry.index }, "peer set");
-    };
-    const remove = (rec: NodeRecord) => {
-      const entry = this.peers!.release(rec.nodeName);
-      if (!entry) return;
-      this.dataplane!.removePeer(entry);
-      this.lastSeen.delete(entry.index);
-      this.log.info({ peer: rec.nodeName }, "peer removed");
-    };
-    registry.on("added", add);
-    registry.on("changed", (rec, prev) => {
-      remove(prev);
-      add(rec);
+    const peers = new PeerIndex({
+      self: this.record!,
+      underlayFamily: this.udp!.family,
+      maxPeers: this.config.maxPeers,
+      log: this.log,
+      onRefused: (r) => this.metrics.countRefusal(r.reason),
     });
-    registry.on("removed", remove);
-    for (const rec of registry.list()) add(rec);
+    this.peers = peers;
+    let scheduled = false;
+    const changed = () => {
+      if (scheduled) return;
+      scheduled = true;
+      queueMicrotask(() => {
+        scheduled = false;
+        this.applyPeerChanges();
+      });
+    };
+    registry.on("added", (rec) => (peers.upsert(rec), changed()));
+    registry.on("changed", (rec) => (peers.upsert(rec), changed()));
+    registry.on("removed", (rec) => (peers.remove(rec.nodeName), changed()));
+    for (const rec of registry.list()) peers.upsert(rec);
+    this.applyPeerChanges();
   }
 
-  private absorbReport(): void {
-    const stats = this.dataplane!.stats();
+  private applyPeerChanges(): void {
+    const changes = this.peers!.takeChanges();
+    if (!changes) return;
+    const dataplane = this.dataplane!;
+    const level = changes.set.length + changes.remove.length <= VERBOSE_UPDATE ? "info" : "debug";
+    for (const index of changes.remove) {
+      this.log[level]({ peer: dataplane.peer(index)?.nodeName, index }, "peer removed");
+      this.lastSeen.delete(index);
+    }
+    for (const p of changes.set) {
+      const before = dataplane.peer(p.index);
+      if (before?.nodeName !== p.nodeName) this.lastSeen.delete(p.index);
+      this.log[level]({ peer: p.nodeName, publicIP: p.address, subnet: p.subnet, index: p.index }, before?.nodeName === p.nodeName ? "peer changed" : "peer set");
+    }
+    if (level === "debug") this.log.info({ set: changes.set.length, removed: changes.remove.length, peers: this.peers!.entries().length }, "peers updated");
+    dataplane.applyPeers(changes);
+  }
+
+  /** A worker reported: note which peers were heard from, and the batch sizes. Per-peer metrics wait for a scrape. */
+  private absorbReport(role: "tx" | "rx"): void {
+    const dataplane = this.dataplane!;
+    const stats = dataplane.stats(false);
     const now = Date.now();
-    const traffic = this.peers!.entries().map((p) => {
-      const t = stats.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
-      const seen = this.lastSeen.get(p.index);
-      if (!seen || t.rxPackets > seen.rx) this.lastSeen.set(p.index, { rx: t.rxPackets, at: t.rxPackets > 0 ? now : 0 });
-      return { nodeName: p.nodeName, ...t };
-    });
-    this.metrics.updateFromCounters(stats.counters, traffic);
+    if (role === "rx") {
+      for (const p of this.peers!.entries()) {
+        const rx = dataplane.peerTotals(p.index).rxPackets;
+        const seen = this.lastSeen.get(p.index);
+        if (!seen || rx > seen.rx) this.lastSeen.set(p.index, { rx, at: rx > 0 ? now : 0 });
+      }
+    }
     for (const dir of ["tx", "rx"] as const) {
       const now = stats.batches[dir];
       const before = this.seenBatches[dir];
@@ -231,6 +262,19 @@ class Agent {
       });
       this.seenBatches[dir] = now;
     }
+  }
+
+  /** Brings the per-peer and refusal metrics up to date; runs when /metrics is scraped. */
+  private refreshMetrics(): void {
+    const dataplane = this.dataplane;
+    const peers = this.peers;
+    if (!dataplane || !peers) return;
+    const stats = dataplane.stats(true);
+    const traffic = peers.entries().map((p) => ({ nodeName: p.nodeName, ...(stats.peers.get(p.index) ?? dataplane.peerTotals(p.index)) }));
+    this.metrics.updateFromCounters(stats.counters, traffic);
+    const refused: Record<string, number> = {};
+    for (const r of peers.refusals()) refused[r.reason] = (refused[r.reason] ?? 0) + 1;
+    this.metrics.setRefused(refused);
   }
 
   status(): AgentStatus {
@@ -254,8 +298,15 @@ class Agent {
         const seen = this.lastSeen.get(p.index)?.at;
         return { ...p, live: this.dataplane?.isLive(p.index) ?? false, ...t, lastSeen: seen ? new Date(seen).toISOString() : null };
       }),
+      refused: this.peers?.refusals() ?? [],
       counters: stats?.counters ?? {},
     };
+  }
+
+  /** How many peers there are, how many both workers have applied, and how many records are refused: cheap to poll. */
+  peerSummary(): { peers: number; live: number; refused: number } {
+    const entries = this.peers?.entries() ?? [];
+    return { peers: entries.length, live: entries.filter((p) => this.dataplane?.isLive(p.index)).length, refused: this.peers?.refusals().length ?? 0 };
   }
 
   /** Undo in reverse. Closing the TUN fd removes weft0 and, with it, its address and routes. */

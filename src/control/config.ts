@@ -40,6 +40,8 @@ export interface AgentConfig {
   stateDir: string;
   /** Where /metrics and /healthz are served; port 0 picks a free port. */
   metrics: { host: string; port: number };
+  /** Bound on peers; the dataplane's peer tables are sized from it. */
+  maxPeers: number;
 }
 
 export interface LoadOptions {
@@ -67,6 +69,7 @@ export const DEFAULTS = {
   socket: "/run/weft/weft.sock",
   stateDir: "/var/lib/weft",
   metrics: "127.0.0.1:9464",
+  maxPeers: 8192,
 } as const;
 
 type Kind = "string" | "integer" | "object";
@@ -74,7 +77,7 @@ const KEYS: Record<string, Kind> = {
   nodeName: "string", clusterCIDR: "string", subnetLen: "integer", subnet: "string", publicIP: "string",
   clusterCIDRv6: "string", subnetLenV6: "integer", subnetV6: "string", publicIPv6: "string",
   vni: "integer", port: "integer", vtepMAC: "string", device: "string", registry: "object",
-  socket: "string", stateDir: "string", metrics: "string",
+  socket: "string", stateDir: "string", metrics: "string", maxPeers: "integer",
 };
 const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   file: ["type", "path"],
@@ -82,6 +85,8 @@ const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   kube: ["type"],
 };
 const MAX_VNI = 0xffffff;
+/** Peer indexes are 16-bit route values. */
+const MAX_PEERS = 65536;
 
 type Raw = Record<string, unknown>;
 
@@ -218,6 +223,7 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     socket: checkPath("socket", str("socket") ?? DEFAULTS.socket),
     stateDir: checkPath("stateDir", str("stateDir") ?? DEFAULTS.stateDir),
     metrics: parseListenAddress("metrics", str("metrics") ?? DEFAULTS.metrics),
+    maxPeers: checkRange("maxPeers", int("maxPeers") ?? DEFAULTS.maxPeers, 1, MAX_PEERS, "the most peers this node keeps"),
   };
 }
 

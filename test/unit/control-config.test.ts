@@ -39,6 +39,7 @@ describe("defaults", () => {
       socket: "/run/weft/weft.sock",
       stateDir: "/var/lib/weft",
       metrics: { host: "127.0.0.1", port: 9464 },
+      maxPeers: 8192,
     });
   });
 
@@ -85,6 +86,11 @@ describe("flags", () => {
     expect(c.subnetLen).toBe(26);
     expect(c.registry).toEqual({ type: "file", path: "/b.json" });
     expect(c.stateDir).toBe("/tmp/weft-state");
+  });
+
+  it("take the peer bound as --max-peers or maxPeers", () => {
+    expect(loadAgentConfig(undefined, { ...minimal, "max-peers": "20000" }, opts).maxPeers).toBe(20000);
+    expect(loadAgentConfig(file({ ...minimal, maxPeers: 65536 }), {}, opts).maxPeers).toBe(65536);
   });
 
   it("switch the registry type with a fresh registry object", () => {
@@ -165,6 +171,8 @@ const refusals: Refusal[] = [
   { name: "metrics without a port", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1" } },
   { name: "metrics with a port above 65535", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1:99999" } },
   { name: "metrics with a bad IPv4 host", key: "metrics", flags: { ...minimal, metrics: "300.0.0.1:9464" } },
+  { name: "maxPeers 0", key: "maxPeers", flags: { ...minimal, "max-peers": "0" } },
+  { name: "maxPeers above the 16-bit peer index", key: "maxPeers", file: { ...minimal, maxPeers: 65537 } },
   { name: "a device name too long", key: "device", flags: { ...minimal, device: "weft-0123456789abc" } },
   { name: "a device name with a slash", key: "device", flags: { ...minimal, device: "we/ft" } },
   { name: "an invalid nodeName", key: "nodeName", flags: { ...minimal, nodeName: "node 1" } },
