@@ -1,0 +1,175 @@
+// The API socket's place in the file system (docs/agent.md, "The API socket"). The socket's own directory is created 0700 when
+// it is absent and never chmod-ed otherwise (it may be a shared 1777 directory). The socket is bound under a temporary name,
+// made 0600 and renamed into place, so it is never reachable with looser permissions and a stale file is replaced atomically.
+// A socket file some process still answers on is never taken over: that is another agent, and starting would cut it off.
+import { randomBytes } from "node:crypto";
+import { chmodSync, lstatSync, mkdirSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { createConnection, type Server } from "node:net";
+import { basename, dirname, join } from "node:path";
+import { ConfigError } from "./config.js";
+import { withFileLock } from "./registry/lock.js";
+
+/** sun_path holds 108 bytes, the last one a NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+const PROBE_TIMEOUT_MS = 2000;
+
+/** A socket bound at its final path; `release` closes it and removes the path only while it is still this socket. */
+export interface ClaimedSocket {
+  server: Server;
+  path: string;
+  release(): Promise<void>;
+}
+
+/** Directories `mkdir -p` made for `path`, outermost first; `mode` applies to `path` itself, the parents get the default. */
+export function makeDirectories(path: string, mode?: number): string[] {
+  const missing: string[] = [];
+  for (let dir = path; !exists(dir); dir = dirname(dir)) missing.unshift(dir);
+  for (const dir of missing) {
+    mkdirSync(dir, dir === path && mode !== undefined ? { mode } : {});
+    // mkdir's mode passes through the umask; a directory we made ourselves gets exactly the mode we asked for.
+    if (dir === path && mode !== undefined) chmodSync(dir, mode);
+  }
+  return missing;
+}
+
+/** Removes the directories makeDirectories made, innermost first, stopping at one that is no longer empty. */
+export function removeDirectories(made: string[]): void {
+  for (const dir of [...made].reverse()) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return;
+    }
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw e;
+  }
+}
+
+/**
+ * Binds the API socket at `path` with `server`. Refuses (ConfigError naming `socket`) when the path is not a socket, when
+ * an agent answers on it, or when it cannot be bound; a socket file nobody answers on is a killed agent's and is replaced.
+ */
+export async function claimSocket(path: string, server: Server): Promise<ClaimedSocket> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new ConfigError("socket", `${path} is ${Buffer.byteLength(path)} bytes long`, `a path of at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket's limit)`);
+  }
+  const dir = dirname(path);
+  let made: string[];
+  try {
+    made = makeDirectories(dir, 0o700);
+  } catch (e) {
+    throw new ConfigError("socket", `cannot create its directory ${dir}: ${(e as Error).message}`, "a path in a writable directory");
+  }
+  try {
+    // Two agents starting together must not both judge the same stale file and replace each other's socket.
+    const ino = await withFileLock(`${path}.lock`, {}, async () => {
+      await refuseIfInUse(path);
+      return bindInPlace(path, server);
+    });
+    return { server, path, release: () => release(server, path, ino) };
+  } catch (e) {
+    removeDirectories(made);
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError("socket", `cannot bind ${path}: ${(e as Error).message}`, "a path in a writable directory");
+  }
+}
+
+async function refuseIfInUse(path: string): Promise<void> {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  if (!st.isSocket()) {
+    throw new ConfigError("socket", `${path} exists and is ${fileKind(st)}, not a socket; weft will not replace it`, "a free path or a weft agent's old socket");
+  }
+  const other = await probe(path);
+  if (other !== null) {
+    throw new ConfigError("socket", `${path} is in use: ${other} answers on it`, "a socket path no running agent serves (each agent on a machine needs its own)");
+  }
+}
+
+/** Who answers on `path`: a description of the live listener, or null for a stale socket file. */
+function probe(path: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    let text = "";
+    let connected = false;
+    const done = (answer: string | null) => {
+      sock.destroy();
+      resolve(answer);
+    };
+    sock.setTimeout(PROBE_TIMEOUT_MS, () => done("a process that accepts connections but does not answer"));
+    sock.on("connect", () => {
+      connected = true;
+      sock.end(JSON.stringify({ op: "status" }) + "\n");
+    });
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => (text += chunk));
+    sock.on("end", () => {
+      try {
+        const node = (JSON.parse(text) as { result?: { nodeName?: unknown } }).result?.nodeName;
+        done(typeof node === "string" ? `the weft agent of node ${JSON.stringify(node)}` : "a process (not a weft agent's status)");
+      } catch {
+        done("a process (not a weft agent)");
+      }
+    });
+    sock.on("error", (err: NodeJS.ErrnoException) => {
+      if (connected) done("a process that accepted and dropped the connection");
+      else if (err.code === "ECONNREFUSED") resolve(null);
+      else reject(new ConfigError("socket", `cannot tell whether ${path} is in use: ${err.code ?? err.message}`, "a socket path weft can connect to"));
+      sock.destroy();
+    });
+  });
+}
+
+/** Listens on a temporary name beside `path`, makes it 0600, renames it over `path`; returns the socket's inode. */
+async function bindInPlace(path: string, server: Server): Promise<number> {
+  const temp = join(dirname(path), `.${randomBytes(8).toString("hex").slice(0, Math.max(1, basename(path).length - 1))}`);
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error) => reject(err);
+    server.once("error", fail);
+    server.listen(temp, () => {
+      server.off("error", fail);
+      resolve();
+    });
+  });
+  try {
+    chmodSync(temp, 0o600);
+    renameSync(temp, path);
+    return statSync(path).ino;
+  } catch (e) {
+    await closeServer(server);
+    throw e;
+  }
+}
+
+async function release(server: Server, path: string, ino: number): Promise<void> {
+  await closeServer(server);
+  try {
+    if (lstatSync(path).ino === ino) unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+}
+
+function fileKind(st: Stats): string {
+  if (st.isFile()) return "a regular file";
+  if (st.isDirectory()) return "a directory";
+  if (st.isSymbolicLink()) return "a symbolic link";
+  return "a special file";
+}
