@@ -315,9 +315,15 @@ function checkVtepMAC(text: string): string {
   return formatMAC(bytes);
 }
 
+/** Names the kernel refuses for a new interface: /proc/sys/net/ipv{4,6}/conf/ has entries of these names. */
+const RESERVED_DEVICE_NAMES = ["all", "default"];
+
 function checkDevice(name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(name)) {
     throw new ConfigError("device", `${JSON.stringify(name)} is not a valid interface name`, "1 to 15 letters, digits, '_', '.', '-'");
+  }
+  if (RESERVED_DEVICE_NAMES.includes(name)) {
+    throw new ConfigError("device", `${JSON.stringify(name)} is reserved by the kernel`, `an interface name other than ${RESERVED_DEVICE_NAMES.join(" or ")}`);
   }
   return name;
 }

@@ -167,6 +167,7 @@ const refusals: Refusal[] = [
   { name: "metrics with a bad IPv4 host", key: "metrics", flags: { ...minimal, metrics: "300.0.0.1:9464" } },
   { name: "a device name too long", key: "device", flags: { ...minimal, device: "weft-0123456789abc" } },
   { name: "a device name with a slash", key: "device", flags: { ...minimal, device: "we/ft" } },
+  { name: "a device name the kernel reserves", key: "device", flags: { ...minimal, device: "default" } },
   { name: "an invalid nodeName", key: "nodeName", flags: { ...minimal, nodeName: "node 1" } },
   { name: "a config file that is not JSON", key: "config", file: "{ nodeName: node1" },
   { name: "a config file holding an array", key: "config", file: [minimal] },
