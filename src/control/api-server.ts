@@ -101,7 +101,7 @@ class ConnectionTable {
       this.handle(conn);
       return;
     }
-    while (this.buffered > this.limits.maxBufferedBytes) this.drop(this.largestRequest());
+    while (this.buffered > this.limits.maxBufferedBytes && this.drop(this.largestRequest()));
   }
 
   private handle(conn: Connection): void {
@@ -197,14 +197,7 @@ export function callAgent(path: string, request: Record<string, unknown>, timeou
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
     let buf = "";
-    sock.setEncoding("utf8");
-    sock.setTimeout(timeoutMs, () => {
-      sock.destroy();
-      reject(new Error(`weft agent at ${path} did not answer within ${timeoutMs} ms`));
-    });
-    sock.on("error", (err: NodeJS.ErrnoException) => reject(new Error(`cannot reach the weft agent at ${path}: ${err.code ?? err.message}`)));
-    sock.on("data", (chunk: string) => (buf += chunk));
-    sock.on("end", () => {
+    const settle = () => {
       try {
         const body = JSON.parse(buf) as { ok: boolean; result?: unknown; error?: string };
         if (body.ok) resolve(body.result);
@@ -212,7 +205,19 @@ export function callAgent(path: string, request: Record<string, unknown>, timeou
       } catch {
         reject(new Error(`weft agent at ${path} sent an unreadable reply`));
       }
+    };
+    sock.setEncoding("utf8");
+    sock.setTimeout(timeoutMs, () => {
+      sock.destroy();
+      reject(new Error(`weft agent at ${path} did not answer within ${timeoutMs} ms`));
     });
+    sock.on("error", (err: NodeJS.ErrnoException) => {
+      // An agent that answers before reading all of a request (refusing it) closes while we still write: its answer counts.
+      if (buf.endsWith("\n")) settle();
+      else reject(new Error(`cannot reach the weft agent at ${path}: ${err.code ?? err.message}`));
+    });
+    sock.on("data", (chunk: string) => (buf += chunk));
+    sock.on("end", settle);
     sock.write(JSON.stringify(request) + "\n");
   });
 }
