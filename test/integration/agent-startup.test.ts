@@ -250,7 +250,8 @@ time.sleep(600)`;
         const subnetEnv = join(first.socket, "..", "subnet.env");
         const envBefore = readFileSync(subnetEnv, "utf8");
         const second = config({
-          nodeName: "node9", subnet: "10.244.9.0/24", port: 4790, device: "weft9", socket: first.socket, registry: first.registry,
+          nodeName: "node9", clusterCIDR: "10.245.0.0/16", subnet: "10.245.9.0/24", port: 4790, device: "weft9",
+          socket: first.socket, registry: first.registry,
         });
         const r = await refused(second);
         expect(r.code, r.stderr).toBe(2);
