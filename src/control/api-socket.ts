@@ -13,10 +13,11 @@ import { withFileLock } from "./registry/lock.js";
 const MAX_SOCKET_PATH_BYTES = 107;
 const PROBE_TIMEOUT_MS = 2000;
 
-/** A socket bound at its final path; `release` closes it and removes the path only while it is still this socket. */
+/**
+ * A socket bound at its final path. `release` closes it, removes the path only while it is still this socket, and removes
+ * the directories the claim created when they are empty again.
+ */
 export interface ClaimedSocket {
-  server: Server;
-  path: string;
   release(): Promise<void>;
 }
 
@@ -74,7 +75,12 @@ export async function claimSocket(path: string, server: Server): Promise<Claimed
       await refuseIfInUse(path);
       return bindInPlace(path, server);
     });
-    return { server, path, release: () => release(server, path, ino) };
+    return {
+      release: async () => {
+        await release(server, path, ino);
+        removeDirectories(made);
+      },
+    };
   } catch (e) {
     removeDirectories(made);
     if (e instanceof ConfigError) throw e;

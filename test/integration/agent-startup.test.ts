@@ -2,7 +2,7 @@
 // published, a refusal names its key and exits 2, and a failed start leaves nothing behind (no registry record, no
 // lease.json or subnet.env, no device, no socket). The API socket's directory keeps its mode, and a second agent given a
 // live agent's socket refuses instead of taking over. Real agents (bin/weft) in the node namespace of a routed lab.
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,7 +58,7 @@ describe.skipIf(!isRoot)("agent start-up: local resources before the record, not
   const isSocket = (path: string) => existsSync(path) && lstatSync(path).isSocket();
   const mode = (path: string) => statSync(path).mode & 0o7777;
 
-  /** What a run left behind: its record, lease.json, subnet.env, the device, the socket. */
+  /** What a run left behind: its record, lease.json, subnet.env, the device, the socket, the socket's (empty) directory. */
   function leftovers(cfg: Config): string[] {
     const found: string[] = [];
     const registry = cfg.registry.path;
@@ -70,6 +70,8 @@ describe.skipIf(!isRoot)("agent start-up: local resources before the record, not
     const device = (cfg.device as string | undefined) ?? "weft0";
     if (device !== "lo" && links().includes(device)) found.push(`device ${device}`);
     if (isSocket(cfg.socket)) found.push(`socket ${cfg.socket}`);
+    const socketDir = join(cfg.socket, "..");
+    if (existsSync(socketDir) && readdirSync(socketDir).length === 0) found.push(`the directory ${socketDir} the start created`);
     return found;
   }
 
