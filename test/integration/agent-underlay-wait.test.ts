@@ -1,7 +1,7 @@
 // publicIP is looked up over rtnetlink (docs/agent.md, "Start-up"): an address on a link without carrier counts (right
 // after the link comes up, or at boot before the NIC has carrier), and an address that is not there yet is waited for, up to
 // publicIPWait seconds, with a log line; then the refusal names publicIP. The underlay is a real veth whose peer is down.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -87,6 +87,16 @@ describe.skipIf(!isRoot)("agent: publicIP on a link without carrier, and one tha
     }
     expect((await a.p.done).code).toBe(0);
     ip("-n", ns, "addr", "del", `${UNDERLAY_IP}/24`, "dev", link);
+  });
+
+  it("SIGTERM while waiting for publicIP: exits 0 without waiting out publicIPWait, its socket removed", async () => {
+    const a = start({ publicIPWait: 600 });
+    for (let i = 0; i < 400 && !/waiting for publicIP/.test(a.output()); i++) await sleep(50);
+    expect(a.output()).toMatch(/waiting for publicIP to appear/);
+    a.p.child.kill("SIGTERM");
+    const r = await a.p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(a.socket)).toBe(false);
   });
 
   it("publicIP still absent after publicIPWait: exit 2 naming publicIP and the wait, nothing left behind", async () => {
