@@ -122,14 +122,7 @@ function probe(path: string): Promise<string | null> {
     });
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => (text += chunk));
-    sock.on("end", () => {
-      try {
-        const node = (JSON.parse(text) as { result?: { nodeName?: unknown } }).result?.nodeName;
-        done(typeof node === "string" ? `the weft agent of node ${JSON.stringify(node)}` : "a process (not a weft agent's status)");
-      } catch {
-        done("a process (not a weft agent)");
-      }
-    });
+    sock.on("end", () => done(describeAnswer(text)));
     sock.on("error", (err: NodeJS.ErrnoException) => {
       if (connected) done("a process that accepted and dropped the connection");
       else if (err.code === "ECONNREFUSED") resolve(null);
@@ -139,7 +132,20 @@ function probe(path: string): Promise<string | null> {
   });
 }
 
-/** Listens on a temporary name beside `path`, makes it 0600, renames it over `path`; returns the socket's inode. */
+/** Who sent `text` in answer to a status request. */
+function describeAnswer(text: string): string {
+  let body: { ok?: unknown; result?: { nodeName?: unknown }; error?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return "a process that is not a weft agent";
+  }
+  if (typeof body.result?.nodeName === "string") return `the weft agent of node ${JSON.stringify(body.result.nodeName)}`;
+  if (typeof body.ok === "boolean") return `a weft agent (it answered: ${String(body.error ?? "no status")})`;
+  return "a process that is not a weft agent";
+}
+
+/** Listens on a temporary name/** Listens on a temporary name beside `path`, makes it 0600, renames it over `path`; returns the socket's inode. */
 async function bindInPlace(path: string, server: Server): Promise<number> {
   const temp = join(dirname(path), `.${randomBytes(8).toString("hex").slice(0, Math.max(1, basename(path).length - 1))}`);
   await new Promise<void>((resolve, reject) => {

@@ -99,6 +99,23 @@ describe.skipIf(!isRoot)("agent: publicIP on a link without carrier, and one tha
     expect(existsSync(a.socket)).toBe(false);
   });
 
+  it("while an agent waits for publicIP its socket is already held: a second agent on it refuses, naming socket", async () => {
+    const a = start({ publicIPWait: 600 });
+    try {
+      for (let i = 0; i < 400 && !/waiting for publicIP/.test(a.output()); i++) await sleep(50);
+      expect(a.output()).toMatch(/waiting for publicIP to appear/);
+      const b = start({ socket: a.socket, nodeName: "node2", port: 4790, device: "weft2", publicIPWait: 0 });
+      const r = await b.p.done;
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("weft config: socket:");
+      expect(r.stderr).toContain("weft agent is starting (waiting for publicIP");
+      expect(a.p.child.exitCode).toBeNull();
+    } finally {
+      a.p.child.kill("SIGTERM");
+    }
+    expect((await a.p.done).code).toBe(0);
+  });
+
   it("publicIP still absent after publicIPWait: exit 2 naming publicIP and the wait, nothing left behind", async () => {
     const a = start({ publicIPWait: 1 });
     const r = await a.p.done;
