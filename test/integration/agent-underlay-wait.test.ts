@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../../src/paths.js";
-import { Sandbox, ip, ipJson } from "./lib/netns.js";
+import { Sandbox, ip, ipJson, nsExec } from "./lib/netns.js";
 import { isRoot, pollStatus, sleep, spawnIn, type NsProcess } from "./lib/traffic.js";
 
 const UNDERLAY_IP = "192.168.77.1";
@@ -39,6 +39,7 @@ describe.skipIf(!isRoot)("agent: publicIP on a link without carrier, and one tha
     return { p, socket, output: () => out };
   }
 
+  const inNs = (cmd: string, ...args: string[]) => nsExec(ns, cmd, ...args);
   const operstate = () => ipJson<{ operstate: string; flags: string[] }[]>(ns, "link", "show", link)[0];
 
   beforeAll(() => {
@@ -112,6 +113,27 @@ describe.skipIf(!isRoot)("agent: publicIP on a link without carrier, and one tha
       expect(a.p.child.exitCode).toBeNull();
     } finally {
       a.p.child.kill("SIGTERM");
+    }
+    expect((await a.p.done).code).toBe(0);
+  });
+
+  it("an IPv6 publicIP still in duplicate address detection (no carrier: it stays tentative) is waited for until it is usable", async () => {
+    const v6 = "fd00:77::1";
+    inNs("sysctl", "-qw", `net.ipv6.conf.${link}.accept_dad=1`);
+    ip("-n", ns, "addr", "add", `${v6}/64`, "dev", link);
+    const a = start({ publicIP: v6, publicIPWait: 120 });
+    try {
+      expect(ip("-n", ns, "-6", "addr", "show", "dev", link)).toMatch(/tentative/);
+      for (let i = 0; i < 400 && !/waiting for publicIP/.test(a.output()); i++) await sleep(50);
+      expect(a.output()).toMatch(/waiting for publicIP to appear/);
+      ip("-n", ns, "link", "set", `${sandbox.prefix}p`, "up");
+      const s = await pollStatus(a.socket, (x) => x.ready, "the agent to be ready once DAD is done", 30_000);
+      expect(s.publicIP).toBe(v6);
+      expect(s.mtu).toBe(1500 - 70);
+    } finally {
+      a.p.child.kill("SIGTERM");
+      ip("-n", ns, "link", "set", `${sandbox.prefix}p`, "down");
+      ip("-n", ns, "addr", "del", `${v6}/64`, "dev", link);
     }
     expect((await a.p.done).code).toBe(0);
   });
