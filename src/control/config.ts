@@ -149,7 +149,7 @@ function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Ra
 }
 
 function flagList(): string {
-  const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z])([A-Z][a-z])/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
+  const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z])([A-Z][a-z]{2,})/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
   return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), "--registry-type", "--registry-path", "--registry-endpoints", "--registry-prefix"].join(", ");
 }
 

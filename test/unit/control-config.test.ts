@@ -188,6 +188,11 @@ describe("refusals name the key", () => {
     expect((error as ConfigError).message).toMatch(/expected /);
   });
 
+  it("the unknown-flag refusal lists every key's flag in kebab-case", () => {
+    expect(() => loadAgentConfig(undefined, { ...minimal, "--frobnicate": "1" }, opts))
+      .toThrow(/--public-ip, --public-ip-wait, --cluster-cidr-v6, .*--public-ip-v6, .*--state-dir/);
+  });
+
   it("refuses a config file that does not exist, naming it", () => {
     expect(() => loadAgentConfig(join(tmp.dir, "missing.json"), {}, opts)).toThrow(/config: cannot read .*missing\.json/);
   });
