@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../control/log.js";
 import { WeftMetrics, packageVersion, startMetricsServer, type MetricsServer } from "../control/metrics.js";
 import { createRegistry, type NodeRecord, type Registry } from "../control/registry/index.js";
 import { ApiError, type ApiServer, startApiServer } from "../control/api-server.js";
-import { removeDirectories } from "../control/api-socket.js";
+import { removeDirectories } from "../control/directories.js";
 import { subnetEnvPath, writeSubnetEnv } from "../control/subnet-env.js";
 import { Dataplane } from "../dataplane/manager.js";
 import type { PeerEntry } from "../dataplane/protocol.js";

@@ -5,7 +5,7 @@ import { closeSync, openSync, readFileSync, statSync, unlinkSync } from "node:fs
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type AgentConfig, ConfigError } from "../control/config.js";
-import { makeDirectories } from "../control/api-socket.js";
+import { makeDirectories } from "../control/directories.js";
 import { writeFileAtomic } from "../control/atomic-file.js";
 import type { Logger } from "../control/log.js";
 import { listAddresses, listLinks, rtnl, type Underlay, underlayFor } from "../sys/netlink.js";
@@ -18,8 +18,7 @@ export async function naming<T>(key: string, what: string, expected: string, fn:
     return await fn();
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    throw new ConfigError(key, `${what}: ${err.message}`, expected);
+    throw new ConfigError(key, `${what}: ${(e as Error).message}`, expected);
   }
 }
 

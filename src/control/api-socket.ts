@@ -3,10 +3,11 @@
 // made 0600 and renamed into place, so it is never reachable with looser permissions and a stale file is replaced atomically.
 // A socket file some process still answers on is never taken over: that is another agent, and starting would cut it off.
 import { randomBytes } from "node:crypto";
-import { chmodSync, lstatSync, mkdirSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from "node:fs";
+import { chmodSync, lstatSync, renameSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { createConnection, type Server } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { ConfigError } from "./config.js";
+import { makeDirectories, removeDirectories } from "./directories.js";
 import { withFileLock } from "./registry/lock.js";
 
 /** sun_path holds 108 bytes, the last one a NUL. */
@@ -19,39 +20,6 @@ const PROBE_TIMEOUT_MS = 2000;
  */
 export interface ClaimedSocket {
   release(): Promise<void>;
-}
-
-/** Directories `mkdir -p` made for `path`, outermost first; `mode` applies to `path` itself, the parents get the default. */
-export function makeDirectories(path: string, mode?: number): string[] {
-  const missing: string[] = [];
-  for (let dir = path; !exists(dir); dir = dirname(dir)) missing.unshift(dir);
-  for (const dir of missing) {
-    mkdirSync(dir, dir === path && mode !== undefined ? { mode } : {});
-    // mkdir's mode passes through the umask; a directory we made ourselves gets exactly the mode we asked for.
-    if (dir === path && mode !== undefined) chmodSync(dir, mode);
-  }
-  return missing;
-}
-
-/** Removes the directories makeDirectories made, innermost first, stopping at one that is no longer empty. */
-export function removeDirectories(made: string[]): void {
-  for (const dir of [...made].reverse()) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      return;
-    }
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw e;
-  }
 }
 
 /**
