@@ -196,16 +196,21 @@ time.sleep(600)`;
       }
     });
 
-    it("a failed start puts a record that was there before back as it was", async () => {
+    it("a failed start puts a record and a lease.json that were there before back as they were", async () => {
       const cfg = config();
       const before = [{ nodeName: "node1", publicIP: "192.168.200.99", subnet: "10.244.1.0/24", vtepMAC: "02:5e:00:00:00:01", vni: 1 }];
       mkdirSync(join(cfg.registry.path, ".."), { recursive: true });
       writeFileSync(cfg.registry.path, JSON.stringify(before));
+      // Compact, unlike what the lease writes: a start that rewrote it and did not put it back would show.
+      const lease = JSON.stringify({ nodeName: "node1", clusterCIDR: "10.244.0.0/16", subnet: "10.244.1.0/24" });
+      mkdirSync(cfg.stateDir, { recursive: true });
+      writeFileSync(join(cfg.stateDir, "lease.json"), lease);
       lab.exec(ns, "ip", ["route", "add", "10.244.0.0/16", "dev", "lo"]);
       try {
         const r = await refused(cfg);
         expect(r.code, r.stderr).toBe(1);
         expect(JSON.parse(readFileSync(cfg.registry.path, "utf8"))).toEqual(before);
+        expect(readFileSync(join(cfg.stateDir, "lease.json"), "utf8")).toBe(lease);
       } finally {
         lab.exec(ns, "ip", ["route", "del", "10.244.0.0/16", "dev", "lo"]);
       }
