@@ -18,8 +18,8 @@ program
   .allowUnknownOption(true)
   .allowExcessArguments(true)
   .addHelpText("after", `
-Keys (as flags too): --node-name, --cluster-cidr, --subnet-len, --subnet, --public-ip, --vni, --port, --vtep-mac, --device,
---registry-type, --registry-path, --socket, --state-dir, --metrics, --max-peers
+Keys (as flags too): --node-name, --cluster-cidr, --subnet-len, --subnet, --public-ip, --public-ip-wait, --vni, --port,
+--vtep-mac, --device, --registry-type, --registry-path, --socket, --state-dir, --metrics, --max-peers
 
 Example:
   weft agent --config /etc/weft/agent.json
