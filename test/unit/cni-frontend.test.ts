@@ -313,7 +313,8 @@ describe("replies", () => {
     const e = cniError(run);
     expect(e).toMatchObject({ code: 11, msg: `the weft agent at ${agent!.path} did not answer within 400 ms` });
     expect(run.ms).toBeGreaterThanOrEqual(350);
-    expect(run.ms).toBeLessThan(3000);
+    // Far below the 60 s default: the variable, not the default, set the deadline.
+    expect(run.ms).toBeLessThan(30_000);
     const status = await runFrontend({ CNI_COMMAND: "STATUS", WEFT_CNI_TIMEOUT_MS: "200" }, configFor(agent!.path));
     expect(cniError(status).code).toBe(50);
   });
