@@ -4,6 +4,7 @@ import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
 import { runCniBench } from "../../bench/cni.js";
 import { runRegistryBench } from "../../bench/registry.js";
+import { runPeersBench } from "../../bench/peers.js";
 import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
 import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
 
@@ -16,6 +17,8 @@ export interface BenchOptions {
   cni: boolean;
   /** Nodes for the kube registry benchmark; undefined skips it. */
   registryNodes?: number;
+  peers: boolean;
+  peerCount: number;
   modes?: string;
 }
 
@@ -49,6 +52,17 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       return 2;
     }
     await runCniBench({ outDir: out });
+  }
+  if (opts.peers) {
+    if (process.getuid?.() !== 0) {
+      console.error("weft bench: the peer benchmark runs agents in namespaces and needs root");
+      return 2;
+    }
+    if (!Number.isInteger(opts.peerCount) || opts.peerCount < 1 || opts.peerCount > 39000) {
+      console.error("weft bench: --peer-count must be an integer from 1 to 39000 (the /24s of 10.100.0.0-10.255.255.0)");
+      return 2;
+    }
+    await runPeersBench({ peers: opts.peerCount, out });
   }
   if (opts.registryNodes !== undefined) {
     if (!(Number.isInteger(opts.registryNodes) && opts.registryNodes > 0)) {
