@@ -29,6 +29,7 @@ export interface KubeRegistryOptions {
 
 /** What NetworkUnavailable=False says on a weft node (flannel says FlannelIsUp). */
 export const CONDITION_REASON = "WeftIsUp";
+const PATCH_RETRY_MS = 60_000;
 
 export class KubeRegistry extends EventEmitter<RegistryEvents> implements Registry {
   private client?: KubeClient;
@@ -175,16 +176,20 @@ export class KubeRegistry extends EventEmitter<RegistryEvents> implements Regist
     this.options.log.info({ node: this.options.nodeName }, "Node condition NetworkUnavailable=False");
   }
 
-  /** A nodes/status patch, retried while the API server is away or busy; refusals (RBAC, invalid) fail at once. */
+  /**
+   * A nodes/status patch, retried for a minute while the API server is away or busy (then the caller fails, as flanneld
+   * does after 30 s, and the agent's supervisor restarts it); refusals (RBAC, invalid) fail at once.
+   */
   private async patch(body: object): Promise<KubeNode> {
     const { initial, max } = { ...INFORMER_DEFAULTS.backoffMs, ...this.options.informer?.backoffMs };
+    const deadline = Date.now() + PATCH_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.client!.patchNodeStatus(this.options.nodeName, body);
       } catch (err) {
         const e = err as KubeApiError;
         const transient = e.status === 0 || e.status === 409 || e.status === 429 || e.status >= 500;
-        if (!transient || this.closed) {
+        if (!transient || this.closed || Date.now() > deadline) {
           const hint = e.status === 403 ? " (weft's credential needs nodes/status patch: see the ClusterRole in docs/registry-kube.md)" : "";
           throw new Error(`kube registry: ${e.message}${hint}`);
         }
