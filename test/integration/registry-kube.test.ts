@@ -127,7 +127,7 @@ describe.skipIf(!isRoot || (typeof tools === "string" && !haveGo))("kube registr
     await allAgents((peers) => !peers.some((p) => p.nodeName === ghost), "ghost node gone");
   });
 
-  it("an agent whose Node does not exist yet waits (logged), then takes the podCIDR the controller assigns; one outside clusterCIDR is refused naming the key", async () => {
+  it("an agent whose Node does not exist yet waits (logged), then takes the podCIDR the controller assigns and honours public-ip-overwrite; one outside clusterCIDR is refused naming the key", async () => {
     const bare = lab.addBareNode(9, "late-agent");
     const dir = join(lab.dir, "late-agent");
     mkdirSync(dir, { recursive: true });
@@ -143,10 +143,14 @@ describe.skipIf(!isRoot || (typeof tools === "string" && !haveGo))("kube registr
     agent.child.stdout!.on("data", (chunk: string) => (out += chunk));
     try {
       await waitUntil(() => agent.child.exitCode === null && out.includes("waiting for the Node object to exist"), "the agent to say it waits", 60_000);
-      lab.kube!.kubectl(["create", "-f", "-"], JSON.stringify(nodeObject(bare.name, bare.underlayIP)));
+      // An operator's public-ip-overwrite (a node behind NAT) is what the agent publishes, and what its peers use.
+      const overwrite = "192.168.200.99";
+      lab.kube!.kubectl(["create", "-f", "-"], JSON.stringify(nodeObject(bare.name, bare.underlayIP, { annotations: { [`${P}public-ip-overwrite`]: overwrite } })));
       const s = await pollStatus(join(dir, "weft.sock"), (st) => st.ready, "the late agent ready", 60_000);
       expect(s.subnet).toBe((node(bare.name)!.spec as { podCIDR: string }).podCIDR);
-      expect(node(bare.name)!.metadata.annotations?.[`${P}public-ip`]).toBe(bare.underlayIP);
+      expect(node(bare.name)!.metadata.annotations?.[`${P}public-ip`]).toBe(overwrite);
+      await Promise.all(weftNodes().map((n) => pollStatus(n.socket!, (st) => st.peers.some((p) => p.nodeName === bare.name && p.address === overwrite),
+        `${n.name}: the late agent at its overwritten address`)));
     } finally {
       agent.child.kill("SIGTERM");
       await agent.done;
