@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Lab, sleep, type Mode } from "../src/lab/topology.js";
+import { iperf3 as iperf3Between, type Iperf3Json, percentile, pingRtts } from "../src/lab/measure.js";
 import { printTable, writeResult, RESULTS_DIR } from "./lib/report.js";
 import { barChart } from "./lib/svg.js";
 
@@ -30,25 +31,8 @@ export interface OverlayBenchResult {
   ratios: Record<string, { tcp1: number; tcp4: number; udp64: number; addedRttP50Us: number }>;
 }
 
-interface Iperf3Json {
-  end: { sum_received?: { bits_per_second: number }; sum?: { packets: number; lost_packets: number; seconds: number; lost_percent: number } };
-  error?: string;
-}
-
 function iperf3(lab: Lab, args: string[], seconds: number): Iperf3Json {
-  const out = lab.exec(lab.pod(1).ns, "iperf3", ["-c", lab.pod(2).ip, "-J", "-t", String(seconds), ...args], { timeoutMs: (seconds + 30) * 1000 });
-  const json = JSON.parse(out) as Iperf3Json;
-  if (json.error) throw new Error(`iperf3 ${args.join(" ")}: ${json.error}`);
-  return json;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-function pingRtts(lab: Lab, count: number): number[] {
-  const out = lab.exec(lab.pod(1).ns, "ping", ["-c", String(count), "-i", "0.002", "-W", "1", lab.pod(2).ip], { timeoutMs: 60_000 });
-  return [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
+  return iperf3Between(lab, lab.pod(1), lab.pod(2), args, seconds);
 }
 
 async function measure(mode: BenchMode, seconds: number, say: (s: string) => void): Promise<ModeResult> {
@@ -65,7 +49,7 @@ async function measure(mode: BenchMode, seconds: number, say: (s: string) => voi
     const udp = iperf3(lab, ["-u", "-b", "0", "-l", "64"], seconds).end.sum!;
     const udp64Pps = (udp.packets - udp.lost_packets) / udp.seconds;
     say(`[${mode}] UDP 64 B:       ${(udp64Pps / 1e3).toFixed(0)} kpps received (${udp.lost_percent.toFixed(1)}% lost)`);
-    const rtts = pingRtts(lab, 500);
+    const rtts = pingRtts(lab, lab.pod(1), lab.pod(2), 500);
     const r: ModeResult = { mode, tcp1Gbps: tcp1, tcp4Gbps: tcp4, udp64Pps, udp64LossPct: udp.lost_percent, rttP50Us: percentile(rtts, 50), rttP99Us: percentile(rtts, 99) };
     say(`[${mode}] ping RTT:       p50 ${r.rttP50Us.toFixed(0)} µs, p99 ${r.rttP99Us.toFixed(0)} µs`);
     return r;

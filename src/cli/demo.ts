@@ -1,12 +1,10 @@
-// `weft demo`: two weft nodes in network namespaces with a Pod each — Pods ping and talk TCP across the overlay, the agents
-// show their status — then the benchmark against kernel VXLAN and routed networking. Before that, and alone when not root,
-// the packet core's self-check: two cores exchange ICMP, UDP and a 64 KiB TCP burst (TSO split, UDP_SEGMENT grouping,
+// `weft demo`: a weft cluster in network namespaces (src/lab/demo-cluster.ts). Before it, and alone when not root, the
+// packet core's self-check: two cores exchange ICMP, UDP and a 64 KiB TCP burst (TSO split, UDP_SEGMENT grouping,
 // UDP_GRO split, GRO) in one process.
 import { Core, type Counters } from "../core/index.js";
 import { icmpEcho4, tcpSuper4, udp4 } from "../core/synth.js";
-import { runCoreBench } from "../../bench/core.js";
-import { runOverlayBench } from "../../bench/overlay.js";
-import { Lab } from "../lab/topology.js";
+import { runClusterDemo } from "../lab/demo-cluster.js";
+import { LAB_REGISTRIES, Lab, type LabRegistry } from "../lab/topology.js";
 
 interface Node {
   core: Core;
@@ -76,60 +74,41 @@ function coreSelfCheck(): boolean {
   return ok;
 }
 
-/** Two weft nodes in namespaces: Pods talk across the overlay; the agents' status is shown. */
-async function twoNodeDemo(): Promise<boolean> {
-  console.log("\ntwo weft nodes in network namespaces (node1 10.244.1.0/24, node2 10.244.2.0/24), one Pod each, made by each");
-  console.log("node's agent through the CNI front end (build/cni/weft), as a container runtime would call it\n");
-  const lab = new Lab({ mode: "weft", podsVia: "cni" });
-  let ok = true;
-  try {
-    await lab.up();
-    const [p1, p2] = [lab.pod(1), lab.pod(2)];
-    const ping = (from: typeof p1, to: typeof p1) => {
-      try {
-        const out = lab.exec(from.ns, "ping", ["-c", "3", "-i", "0.2", "-W", "2", to.ip]);
-        return /3 received/.test(out) ? out.split("\n").find((l) => l.startsWith("rtt")) ?? "" : "";
-      } catch {
-        return "";
-      }
-    };
-    const a = ping(p1, p2);
-    ok = check(`Pod ${p1.ip} (node1) → Pod ${p2.ip} (node2): ping`, a !== "", a) && ok;
-    const b = ping(p2, p1);
-    ok = check(`Pod ${p2.ip} (node2) → Pod ${p1.ip} (node1): ping`, b !== "", b) && ok;
-    const script = "import socket,sys\ns=socket.socket();s.bind(('0.0.0.0',7000));s.listen(1);c,a=s.accept();n=0\nwhile True:\n d=c.recv(65536)\n if not d: break\n n+=len(d)\nprint(a[0],n)";
-    const { spawn } = await import("node:child_process");
-    const server = spawn("ip", ["netns", "exec", p2.ns, "python3", "-c", script], { stdio: ["ignore", "pipe", "ignore"] });
-    let heard = "";
-    server.stdout.on("data", (d: Buffer) => (heard += d.toString()));
-    await new Promise((r) => setTimeout(r, 300));
-    lab.exec(p1.ns, "python3", ["-c", `import socket;s=socket.create_connection(('${p2.ip}',7000));s.sendall(b'w'*50_000_000);s.close()`]);
-    await new Promise((r) => server.once("exit", r));
-    const [src, bytes] = heard.trim().split(" ");
-    ok = check("TCP 50 MB Pod → Pod, source address kept (no NAT)", src === p1.ip && Number(bytes) === 50_000_000, `server saw ${src}, ${bytes} bytes`) && ok;
-    await new Promise((r) => setTimeout(r, 1500)); // the workers report their counters every second
-    console.log("\n$ weft status   (on node1)");
-    const { execFileSync } = await import("node:child_process");
-    console.log(execFileSync("ip", ["netns", "exec", lab.nodes[0].ns, process.execPath, process.argv[1], "status", "--socket", lab.nodes[0].socket!], { encoding: "utf8" }));
-  } catch (err) {
-    ok = check("two-node lab", false, (err as Error).message);
-  } finally {
-    await lab.down();
-  }
-  return ok;
+export interface DemoOptions {
+  nodes: number;
+  pods: number;
+  registry: string;
+  seconds: number;
+  keep: boolean;
+  down?: string;
 }
 
-export async function runDemo(opts: { seconds: number }): Promise<number> {
+export async function runDemo(o: DemoOptions): Promise<number> {
+  if (o.down !== undefined) {
+    const gone = Lab.teardown(o.down);
+    console.log(gone.length ? `took down ${gone.join(" ")}` : `no namespaces start with ${o.down}`);
+    return 0;
+  }
+  const bad = optionError(o);
+  if (bad) {
+    console.error(`weft demo: ${bad}`);
+    return 2;
+  }
   console.log("weft demo\n");
   let ok = coreSelfCheck();
   if (process.getuid?.() !== 0) {
-    console.log("\nThe two-node demo and the benchmark build network namespaces and TUN devices: run as root (sudo npm run demo).");
+    console.log("\nThe cluster demo builds network namespaces and TUN devices: run as root (sudo npm run demo).");
     return ok ? 0 : 1;
   }
-  ok = (await twoNodeDemo()) && ok;
-  console.log("\nbenchmark: the same two nodes as routed (host-gw), kernel VXLAN (flannel-style) and weft\n");
-  await runOverlayBench({ seconds: opts.seconds });
-  console.log("\npacket core micro-benchmarks (one thread):");
-  runCoreBench({ seconds: 0.5 });
+  ok = (await runClusterDemo({ nodes: o.nodes, pods: o.pods, registry: o.registry as LabRegistry, seconds: o.seconds, keep: o.keep,
+    weftBin: process.argv[1] })) && ok;
   return ok ? 0 : 1;
+}
+
+function optionError(o: DemoOptions): string | undefined {
+  if (!Number.isInteger(o.nodes) || o.nodes < 2 || o.nodes > 16) return "--nodes must be a whole number from 2 to 16";
+  if (!Number.isInteger(o.pods) || o.pods < 1 || o.pods > 8) return "--pods must be a whole number from 1 to 8";
+  if (!LAB_REGISTRIES.includes(o.registry as LabRegistry)) return `--registry must be one of ${LAB_REGISTRIES.join(", ")}`;
+  if (!(o.seconds > 0)) return "--seconds must be a positive number";
+  return undefined;
 }

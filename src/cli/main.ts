@@ -52,11 +52,20 @@ program
 
 program
   .command("demo")
-  .description("two weft nodes in namespaces: Pods ping and talk TCP across the overlay, then the benchmark against kernel VXLAN")
-  .option("--seconds <s>", "seconds per iperf3 figure in the benchmark", "3")
-  .addHelpText("after", "\nExample:\n  weft demo --seconds 1")
-  .action(async (opts: { seconds: string }) => {
-    process.exitCode = await runDemo({ seconds: Number(opts.seconds) });
+  .description("a weft cluster in network namespaces: nodes on a switched underlay, a registry, Pods made through the CNI " +
+    "front end, every Pod reaching every Pod, then a short benchmark against kernel VXLAN")
+  .option("--nodes <n>", "weft nodes", "3")
+  .option("--pods <m>", "Pods per node", "2")
+  .option("--registry <type>", "etcd (Debian's etcd-server), kube (a real kube-apiserver, when built), or file", "etcd")
+  .option("--seconds <s>", "seconds of the TCP figure in the benchmark", "3")
+  .option("--keep", "leave the cluster up and print how to look around and take it down")
+  .option("--down <prefix>", "take down a cluster left up by --keep")
+  .addHelpText("after", "\nExample:\n  sudo weft demo\n  sudo weft demo --nodes 4 --pods 1 --registry file --keep\n  sudo weft demo --down wl1a2b")
+  .action(async (o: { nodes: string; pods: string; registry: string; seconds: string; keep?: boolean; down?: string }) => {
+    process.exitCode = await runDemo({ nodes: Number(o.nodes), pods: Number(o.pods), registry: o.registry, seconds: Number(o.seconds),
+      keep: !!o.keep, down: o.down });
+    // A cluster left up keeps its agents and stores running as children of nothing: exit without waiting for them.
+    if (o.keep) process.exit();
   });
 
 program

@@ -4,8 +4,9 @@
 // exactly the ClusterRole that component documents (weft's from docs/registry-kube.md, flannel's from its manifest). No
 // kubelet runs: the lab registers the Node objects itself, as kubelets would. Binaries come from
 // scripts/ensure-cluster-tools.sh (WEFT_K8S_BIN, WEFT_ETCD_BIN, or the default cache paths).
-import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { spawnInNetns } from "./process.js";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sh, sleep } from "./topology.js";
 
@@ -247,10 +248,7 @@ export class KubeControlPlane {
   }
 
   private spawn(name: string, binary: string, args: string[]): ChildProcess {
-    const out = createWriteStream(this.logFile(name), { flags: "a" });
-    const child = spawn("ip", ["netns", "exec", this.o.ns, binary, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
+    const child = spawnInNetns(this.o.ns, binary, args, this.logFile(name));
     this.o.log?.(`started ${name} in ${this.o.ns} (log ${this.logFile(name)})`);
     return child;
   }

@@ -5,9 +5,10 @@
 // Kubernetes control plane in the control namespace (src/lab/kube.ts) where every node is a Node object.
 // Everything is named with one prefix and removed by down(), also when a step failed half-way. Tooling may shell out to
 // `ip`; the agent never does.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { spawnInNetns } from "./process.js";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callAgent } from "../control/api-server.js";
@@ -18,6 +19,9 @@ import { findClusterTools, KubeControlPlane } from "./kube.js";
 import { annotateAsFlannel, kernelPeersFromKube, registerNodes } from "./kube-nodes.js";
 
 export type Mode = "weft" | "kernel-vxlan" | "routed" | "mixed";
+/** Where weft nodes keep their records: the shared file, or a real store in the control namespace. */
+export type LabRegistry = "file" | "kube" | "etcd";
+export const LAB_REGISTRIES: LabRegistry[] = ["etcd", "kube", "file"];
 /** How one node joins the Pod network; "flanneld" needs registry "kube". */
 export type NodeKind = "weft" | "kernel-vxlan" | "routed" | "flanneld";
 
@@ -33,7 +37,9 @@ export interface LabOptions {
   /** One kind per node, instead of `mode`'s two nodes (VXLAN on flannel's port 8472 when weft meets kernel nodes). */
   nodes?: NodeKind[];
   /** "kube": a real kube-apiserver and kube-controller-manager in the control namespace; Node subnets are their podCIDRs. */
-  registry?: "file" | "kube";
+  registry?: LabRegistry;
+  /** Nodes on a bridge in the control namespace even when there are only two. */
+  bridged?: boolean;
   /** Pods per node (default 1). */
   pods?: number;
   /** VXLAN port (default 4789; "mixed" uses 8472, flannel's). */
@@ -158,7 +164,7 @@ export class Lab {
       return this.namespaceNode(i + 1, kind, name);
     });
     this.nodes.push(...nodes);
-    if (this.nodes.length === 2 && this.opts.registry !== "kube") {
+    if (this.nodes.length === 2 && this.opts.registry !== "kube" && !this.opts.bridged) {
       const [a, b] = this.nodes;
       ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
     } else {
@@ -333,12 +339,7 @@ export class Lab {
       ...this.opts.agentConfig,
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
-    const out = createWriteStream(n.logFile, { flags: "a" });
-    n.agent = spawn("ip", ["netns", "exec", n.ns, process.execPath, join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n.configFile], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    n.agent.stdout!.pipe(out);
-    n.agent.stderr!.pipe(out);
+    n.agent = spawnInNetns(n.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n.configFile], n.logFile);
     this.log(`started weft agent on ${n.ns} (log ${n.logFile})`);
   }
 
@@ -390,24 +391,41 @@ export class Lab {
     this.downSync();
   }
 
+  /** Leaves everything up when this process exits: `Lab.teardown(prefix)` takes it down later. */
+  keep(): void {
+    process.removeListener("exit", this.exitHook);
+  }
+
+  /** Takes down a lab left up by keep(): kills what runs in its namespaces, deletes them and its files. */
+  static teardown(prefix: string): string[] {
+    if (!/^[a-z][a-z0-9]{1,11}$/.test(prefix)) throw new Error(`not a lab prefix: ${JSON.stringify(prefix)}`);
+    const namespaces = sh("ip", ["netns", "list"]).split("\n").map((l) => l.split(" ")[0]).filter((n) => n.startsWith(prefix));
+    for (const ns of namespaces.reverse()) killAndDelete(ns);
+    for (const d of readdirSync(tmpdir()).filter((d) => d.startsWith(`${prefix}-`))) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+    return namespaces;
+  }
+
   private downSync(): void {
     for (const n of this.nodes) if (n.agent && n.agent.exitCode === null) n.agent.kill("SIGKILL");
-    for (const ns of this.namespaces.splice(0).reverse()) {
+    for (const ns of this.namespaces.splice(0).reverse()) killAndDelete(ns);
+    rmSync(this.dir, { recursive: true, force: true });
+    process.removeListener("exit", this.exitHook);
+  }
+}
+
+/** Kills every process in namespace `ns` and deletes it; quiet when it is already gone. */
+function killAndDelete(ns: string): void {
+  try {
+    sh("ip", ["netns", "pids", ns]).split(/\s+/).filter(Boolean).forEach((pid) => {
       try {
-        sh("ip", ["netns", "pids", ns]).split(/\s+/).filter(Boolean).forEach((pid) => {
-          try {
-            process.kill(Number(pid), "SIGKILL");
-          } catch {
-            // already gone
-          }
-        });
-        ip("netns", "del", ns);
+        process.kill(Number(pid), "SIGKILL");
       } catch {
         // already gone
       }
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-    process.removeListener("exit", this.exitHook);
+    });
+    ip("netns", "del", ns);
+  } catch {
+    // already gone
   }
 }
 
