@@ -1,22 +1,24 @@
 // `weft agent`: the node's overlay. Reads the config, leases a subnet, creates the TUN device and the underlay socket,
 // starts the dataplane workers, keeps peers in sync with the registry, and serves status and metrics.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { nthAddress, parseCIDR } from "../net/addr.js";
 import { type AgentConfig, ConfigError, loadAgentConfig } from "../control/config.js";
 import { acquireLease } from "../control/lease.js";
 import { createLogger, type Logger } from "../control/log.js";
-import { WeftMetrics, packageVersion, startMetricsServer, type MetricsServer } from "../control/metrics.js";
+import { WeftMetrics, startMetricsServer, type MetricsServer } from "../control/metrics.js";
 import { createRegistry, type NodeRecord, type Registry } from "../control/registry/index.js";
 import { startApiServer } from "../control/api-server.js";
 import { writeSubnetEnv } from "../control/subnet-env.js";
+import { buildInfo } from "../control/version.js";
 import { Dataplane } from "../dataplane/manager.js";
 import type { PeerEntry } from "../dataplane/protocol.js";
 import { BATCH_BUCKETS } from "../dataplane/buckets.js";
-import { addrAdd, linkSetMtu, linkSetUp, routeAdd, underlayFor } from "../sys/netlink.js";
-import { openTun, type TunDevice } from "../sys/tun.js";
+import { underlayFor } from "../sys/netlink.js";
+import type { TunDevice } from "../sys/tun.js";
 import { openUdp, type UdpSocket } from "../sys/udp.js";
+import { openOverlayDevice } from "./device.js";
 import { PeerIndex } from "./peers.js";
 import { createCniService } from "../cni/service.js";
 
@@ -115,7 +117,7 @@ class Agent {
     });
     this.followRegistry();
     writeSubnetEnv(c, this.record, this.mtu);
-    this.metrics.setInfo({ node: c.nodeName, subnet: this.record.subnet, vtepMAC: c.vtepMAC, version: packageVersion() });
+    this.metrics.setInfo({ node: c.nodeName, subnet: this.record.subnet, vtepMAC: c.vtepMAC, version: buildInfo().id });
     this.metrics.setOffload({ [this.tun!.mode]: true, udp_segment: this.udp!.gso, udp_gro: this.udp!.gro });
     this.metricsServer = await startMetricsServer(this.metrics, c.metrics, { healthy: () => this.ready });
     this.cni = createCniService({
@@ -135,23 +137,15 @@ class Agent {
       underlay: underlay.name, metrics: this.metricsServer.address, socket: c.socket }, "weft agent ready");
   }
 
-  /** TUN weft0 (address <subnet>.0, the cluster route) and the underlay socket; offloads fall back as the kernel allows. */
+  /**
+   * TUN weft0 (address <subnet>.0, the cluster route; a previous agent's device is adopted and fixed) and the underlay
+   * socket; offloads fall back as the kernel allows.
+   */
   private openDevices(underlayName: string): void {
     const c = this.config;
-    const rec = this.record!;
-    this.tun = openTun({ name: c.device, vnetHdr: true });
+    this.tun = openOverlayDevice(c, this.record!, this.mtu, this.log).tun;
     this.tun.setNonBlocking(true);
     if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
-    linkSetMtu(this.tun.name, this.mtu);
-    // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
-    // core must drop as spoofed.
-    const ipv6Knob = `/proc/sys/net/ipv6/conf/${this.tun.name}/disable_ipv6`;
-    if (!rec.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
-    addrAdd(this.tun.name, `${nthAddress(parseCIDR(rec.subnet), 0)}/32`);
-    if (rec.subnetV6) addrAdd(this.tun.name, `${nthAddress(parseCIDR(rec.subnetV6), 0)}/128`, { nodad: true });
-    linkSetUp(this.tun.name);
-    routeAdd({ dst: c.clusterCIDR, dev: this.tun.name });
-    if (c.clusterCIDRv6) routeAdd({ dst: c.clusterCIDRv6, dev: this.tun.name });
     enableForwarding(this.log, !!c.clusterCIDRv6);
     this.udp = openUdp({ family: c.publicIP.includes(":") ? 6 : 4, address: c.publicIP, port: c.port, gro: true });
     if (!this.udp.gso) this.log.warn("UDP_SEGMENT refused by the kernel: one datagram per message in each sendmmsg");
@@ -258,7 +252,10 @@ class Agent {
     };
   }
 
-  /** Undo in reverse. Closing the TUN fd removes weft0 and, with it, its address and routes. */
+  /**
+   * Undo in reverse, except weft0: it is persistent and keeps its address and routes, so Pods keep their wiring and the
+   * next agent adopts the device (docs/agent.md, "Restarts"); `weft uninstall` removes it.
+   */
   async stop(): Promise<void> {
     this.ready = false;
     await this.cni?.close();
@@ -301,6 +298,7 @@ export async function runAgent(file: string | undefined, flags: Record<string, s
     console.error((err as Error).message);
     return 2;
   }
+  log.info({ version: buildInfo().id, node: config.nodeName }, "weft agent starting");
   let fatal: (err: Error) => void = () => undefined;
   const agent = new Agent(config, log, (err) => fatal(err));
   const stopped = new Promise<number>((resolve) => {
