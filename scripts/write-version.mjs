@@ -1,4 +1,4 @@
-// Writes build/version.json at build time: the package version and the commit it was built from, so a built tree (or an
+// Writes build/version.json (or the file named as the first argument) at build time: the package version and the commit it was built from, so a built tree (or an
 // image, which has no .git) can say which weft it is. WEFT_COMMIT, when set, is the commit (the image build passes it in);
 // otherwise git is asked; outside a checkout the commit is null. Uncommitted changes to tracked files mark it "-dirty".
 import { execFileSync } from "node:child_process";
@@ -28,5 +28,6 @@ function commit() {
 
 const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
 const info = { version, commit: commit() };
-mkdirSync(join(root, "build"), { recursive: true });
-writeFileSync(join(root, "build", "version.json"), JSON.stringify(info) + "\n");
+const out = process.argv[2] ?? join(root, "build", "version.json");
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(info) + "\n");

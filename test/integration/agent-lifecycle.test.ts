@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lab, type LabNode } from "../../src/lab/topology.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
+import { buildInfo } from "../../src/control/version.js";
 import { isRoot, ping, pollStatus, sleep, spawnIn, waitPing } from "./lib/traffic.js";
 
 const CLUSTER = "10.244.0.0/16";
@@ -77,6 +78,13 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
     lab.startAgent(n1);
     await expectWorking(n1);
     expect(log(n1)).toMatch(/"fixed":\[\],"msg":"adopted the existing device"/);
+    // Which weft runs here, in its log and its metrics: what `weft --version` prints.
+    const lines = log(n1).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l.msg === "weft agent starting").at(-1)).toMatchObject({ version: buildInfo().id, node: "node1" });
+    const { host, port } = lines.filter((l) => l.msg === "weft agent ready").at(-1)!.metrics as { host: string; port: number };
+    const metrics = lab.exec(n1.ns, "python3", ["-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+      `http://${host}:${port}/metrics`]);
+    expect(metrics).toMatch(new RegExp(`^weft_info\\{node="node1",.*version="${buildInfo().id}"\\} 1$`, "m"));
   });
 
   it("SIGKILL: weft0 and its routes stay (persistent); the socket file is left behind", async () => {
