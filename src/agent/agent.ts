@@ -21,6 +21,7 @@ import { openUdp, type UdpSocket } from "../sys/udp.js";
 import { openOverlayDevice } from "./device.js";
 import { PeerIndex } from "./peers.js";
 import { createCniService } from "../cni/service.js";
+import { sysctlPath } from "../sys/sysctl.js";
 
 const MAX_PEERS = 4096;
 /** Sockets (and so outer source ports) flows are spread over; docs/wire.md wants the inner flow's entropy in the source port. */
@@ -281,7 +282,7 @@ function cniRequest(req: Record<string, unknown>): { env: Record<string, string>
 
 /** Pods are routed by this node: forwarding must be on (flannel leaves it to the operator; we say what we change). */
 function enableForwarding(log: Logger, v6: boolean): void {
-  const knobs = ["/proc/sys/net/ipv4/ip_forward", ...(v6 ? ["/proc/sys/net/ipv6/conf/all/forwarding"] : [])];
+  const knobs = [sysctlPath("net/ipv4/ip_forward"), ...(v6 ? [sysctlPath("net/ipv6/conf/all/forwarding")] : [])];
   for (const knob of knobs) {
     if (readFileSync(knob, "utf8").trim() === "1") continue;
     writeFileSync(knob, "1");

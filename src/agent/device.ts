@@ -14,6 +14,7 @@ import type { NodeRecord } from "../control/registry/index.js";
 import { addrAdd, addrDel, linkAddresses, linkDelete, linkFind, linkSetMtu, linkSetUp, routeDel,
   routeList, routeReplace } from "../sys/netlink.js";
 import { openTun, type TunDevice } from "../sys/tun.js";
+import { sysctlPath } from "../sys/sysctl.js";
 
 /** The protocol tag on weft's routes (RTPROT_*; unassigned in iproute2's rt_protos): how uninstall finds them. */
 export const RTPROT_WEFT = 57;
@@ -42,7 +43,7 @@ export function openOverlayDevice(config: AgentConfig, record: NodeRecord, mtu: 
     linkSetMtu(tun.name, mtu);
     // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
     // core must drop as spoofed.
-    const ipv6Knob = `/proc/sys/net/ipv6/conf/${tun.name}/disable_ipv6`;
+    const ipv6Knob = sysctlPath(`net/ipv6/conf/${tun.name}/disable_ipv6`);
     if (!record.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
     fixed.push(...reconcileAddresses(tun.name, wantedAddresses(record)));
     linkSetUp(tun.name);

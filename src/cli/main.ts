@@ -48,9 +48,11 @@ program
   .option("--conf-dir <dir>", "CNI config directory", "/etc/cni/net.d")
   .option("--socket <path>", "the agent's socket, written into the conflist", "/run/weft/weft.sock")
   .option("--mtu <n>", "Pod MTU override written into the conflist (default: the agent's)")
-  .addHelpText("after", "\nRun `npm run build` first. Example:\n  sudo weft install-cni\n  sudo weft install-cni --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d --socket /run/weft/weft.sock")
-  .action(async (o: { binDir: string; confDir: string; socket: string; mtu?: string }) => {
-    process.exitCode = await runInstallCni({ binDir: o.binDir, confDir: o.confDir, socket: o.socket, mtu: o.mtu === undefined ? undefined : Number(o.mtu) });
+  .option("--conflist <file>", "install this conflist (plugins starting with weft) instead of the generated one")
+  .addHelpText("after", "\nRun `npm run build` first. Example:\n  sudo weft install-cni\n  sudo weft install-cni --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d --socket /run/weft/weft.sock\n  weft install-cni --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d --conflist /etc/weft/cni-conf.json")
+  .action(async (o: { binDir: string; confDir: string; socket: string; mtu?: string; conflist?: string }) => {
+    process.exitCode = await runInstallCni({ binDir: o.binDir, confDir: o.confDir, socket: o.socket, mtu: o.mtu === undefined ? undefined : Number(o.mtu),
+      conflist: o.conflist });
   });
 
 program
