@@ -255,7 +255,7 @@ class Agent {
 
   /**
    * Undo in reverse, except weft0: it is persistent and keeps its address and routes, so Pods keep their wiring and the
-   * next agent adopts the device (docs/agent.md, "Restarts"); `weft uninstall` removes it.
+   * next agent adopts the device (docs/restarts.md); `weft uninstall` removes it.
    */
   async stop(): Promise<void> {
     this.ready = false;

@@ -1,4 +1,4 @@
-// weft0, the node's overlay device, across agent restarts (docs/agent.md, "Restarts").
+// weft0, the node's overlay device, across agent restarts (docs/restarts.md).
 //
 // The device is persistent (IFF_PERSIST): a planned stop or a crash leaves it, its address and its routes in place, so the
 // kernel keeps routing the cluster network into it. With no agent attached, the TUN has no queue and drops what it is given;
@@ -6,7 +6,7 @@
 // makes its MTU, addresses and routes what its config says, fixing what differs. Below weft0's cluster route sits a
 // blackhole route for the same network: should weft0 itself be gone, Pod traffic for other nodes is dropped, never sent
 // out of the default route. Only `weft uninstall` removes the device and the blackhole routes.
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { nthAddress, parseCIDR } from "../net/addr.js";
 import type { AgentConfig } from "../control/config.js";
 import type { Logger } from "../control/log.js";
@@ -44,7 +44,7 @@ export function openOverlayDevice(config: AgentConfig, record: NodeRecord, mtu: 
     // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
     // core must drop as spoofed.
     const ipv6Knob = sysctlPath(`net/ipv6/conf/${tun.name}/disable_ipv6`);
-    if (!record.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
+    if (!record.subnetV6 && existsSync(ipv6Knob) && readFileSync(ipv6Knob, "utf8").trim() !== "1") writeFileSync(ipv6Knob, "1");
     fixed.push(...reconcileAddresses(tun.name, wantedAddresses(record)));
     linkSetUp(tun.name);
     fixed.push(...reconcileRoutes(tun.name, clusterNetworks(config)));

@@ -62,7 +62,7 @@ export interface TunOptions {
   nonBlocking?: boolean;
   /**
    * IFF_PERSIST: the device (with its addresses and routes) outlives this process. Opening the same name again with the
-   * same options re-attaches to it; only deleting the link removes it (docs/agent.md, restarts).
+   * same options re-attaches to it; only deleting the link removes it (docs/restarts.md).
    */
   persist?: boolean;
 }

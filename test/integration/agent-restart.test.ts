@@ -1,4 +1,4 @@
-// A restart of the agent is a non-event for running Pods (docs/agent.md, "Restarts"). On two weft nodes whose Pods were
+// A restart of the agent is a non-event for running Pods (docs/restarts.md). On two weft nodes whose Pods were
 // made through the CNI front end, an iperf3 TCP stream of a fixed byte count runs Pod to Pod while one agent is restarted
 // — SIGTERM then start, SIGKILL then start, on the sending and on the receiving node — and completes, on the connection
 // it started on. iperf3's receiver stops counting at the test's end message (bytes still queued at the receiver are not
