@@ -144,7 +144,7 @@ class Agent {
    */
   private openDevices(underlayName: string): void {
     const c = this.config;
-    this.tun = openOverlayDevice(c, this.record!, this.mtu, this.log).tun;
+    this.tun = openOverlayDevice(c, this.record!, this.mtu, this.log);
     this.tun.setNonBlocking(true);
     if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
     enableForwarding(this.log, !!c.clusterCIDRv6);

@@ -22,16 +22,11 @@ export const RTPROT_WEFT = 57;
 export const BLACKHOLE_METRIC = 0xffffffff;
 const RTPROT_KERNEL = 2;
 
-export interface OverlayDevice {
-  tun: TunDevice;
-  /** The device was there already (a previous agent's): attached to, not created. */
-  adopted: boolean;
-  /** What had to be changed on an adopted device (empty: it was exactly right). */
-  fixed: string[];
-}
-
-/** Opens weft0 (creating or re-attaching), and makes its MTU, addresses, routes and the blackhole routes right. */
-export function openOverlayDevice(config: AgentConfig, record: NodeRecord, mtu: number, log: Logger): OverlayDevice {
+/**
+ * Opens weft0 (creating it, or re-attaching to a previous agent's), and makes its MTU, addresses, routes and the blackhole
+ * routes right; what had to change on an adopted device is logged.
+ */
+export function openOverlayDevice(config: AgentConfig, record: NodeRecord, mtu: number, log: Logger): TunDevice {
   const existing = linkFind(config.device);
   if (existing && existing.kind !== "tun") {
     throw new Error(`${config.device} exists and is a ${existing.kind ?? "non-TUN"} device, not weft's TUN: delete it or set "device" to another name`);
@@ -53,7 +48,7 @@ export function openOverlayDevice(config: AgentConfig, record: NodeRecord, mtu: 
     throw err;
   }
   if (existing) log.info({ device: tun.name, fixed }, fixed.length ? "adopted the existing device and fixed it" : "adopted the existing device");
-  return { tun, adopted: existing !== null, fixed: existing ? fixed : [] };
+  return tun;
 }
 
 /**
