@@ -39,7 +39,7 @@ describe.skipIf(typeof tools === "string")("deploy/: the manifests against a rea
     api = new LoopbackApiServer(tools as Exclude<typeof tools, string>);
     await api.start();
     // The manifests as the API server's client reads them (kubectl's own YAML decoding, no second parser here).
-    const list = api.kubectl(["create", "--dry-run=client", "-o", "json", "-f", DEPLOY]);
+    const list = api.kubectl(["apply", "--dry-run=client", "-o", "json", "-f", DEPLOY]);
     expect(list.code, list.stderr).toBe(0);
     const parsed = JSON.parse(list.stdout) as K8sObject & { items?: K8sObject[] };
     objects = parsed.items ?? [parsed];
@@ -94,8 +94,11 @@ describe.skipIf(typeof tools === "string")("deploy/: the manifests against a rea
       const r = api.kubectl(["apply", "-f", "-"], JSON.stringify(find(kind)));
       expect(r.code, r.stderr).toBe(0);
     }
-    const can = (verb: string, resource: string) =>
-      api.kubectl(["auth", "can-i", verb, resource, "--as=system:serviceaccount:kube-weft:weft"]).stdout.trim();
+    const can = (verb: string, resource: string) => {
+      const [kind, subresource] = resource.split("/");
+      return api.kubectl(["auth", "can-i", verb, kind, ...(subresource ? [`--subresource=${subresource}`] : []),
+        "--as=system:serviceaccount:kube-weft:weft"]).stdout.trim();
+    };
     for (const verb of ["get", "list", "watch"]) expect(can(verb, "nodes"), `${verb} nodes`).toBe("yes");
     expect(can("patch", "nodes/status")).toBe("yes");
     for (const [verb, resource] of [["patch", "nodes"], ["update", "nodes/status"], ["delete", "nodes"], ["create", "nodes"],
