@@ -11,7 +11,7 @@ import { nthAddress, parseCIDR } from "../net/addr.js";
 import type { AgentConfig } from "../control/config.js";
 import type { Logger } from "../control/log.js";
 import type { NodeRecord } from "../control/registry/index.js";
-import { addrAdd, addrDel, linkAddresses, linkDelete, linkFind, linkSetMtu, linkSetUp, routeDel,
+import { type LinkInfo, addrAdd, addrDel, linkAddresses, linkDelete, linkFind, linkSetMtu, linkSetUp, routeDel,
   routeList, routeReplace } from "../sys/netlink.js";
 import { openTun, type TunDevice } from "../sys/tun.js";
 import { sysctlPath } from "../sys/sysctl.js";
@@ -22,33 +22,38 @@ export const RTPROT_WEFT = 57;
 export const BLACKHOLE_METRIC = 0xffffffff;
 const RTPROT_KERNEL = 2;
 
-/**
- * Opens weft0 (creating it, or re-attaching to a previous agent's), and makes its MTU, addresses, routes and the blackhole
- * routes right; what had to change on an adopted device is logged.
- */
-export function openOverlayDevice(config: AgentConfig, record: NodeRecord, mtu: number, log: Logger): TunDevice {
-  const existing = linkFind(config.device);
+/** weft0 as opened: the device, and the link that was there before (a previous agent's), or null when it was created. */
+export interface OverlayTun {
+  tun: TunDevice;
+  existing: LinkInfo | null;
+}
+
+/** Opens weft0, creating it or re-attaching to a previous agent's; a link of that name that is not a TUN is refused. */
+export function openOverlayTun(device: string): OverlayTun {
+  const existing = linkFind(device);
   if (existing && existing.kind !== "tun") {
-    throw new Error(`${config.device} exists and is a ${existing.kind ?? "non-TUN"} device, not weft's TUN: delete it or set "device" to another name`);
+    throw new Error(`${device} exists and is a ${existing.kind ?? "non-TUN"} device, not weft's TUN: delete it or set "device" to another name`);
   }
-  const tun = openTun({ name: config.device, vnetHdr: true, persist: true });
+  return { tun: openTun({ name: device, vnetHdr: true, persist: true }), existing };
+}
+
+/**
+ * Makes weft0's MTU, addresses, routes and the blackhole routes what `config` and the leased `record` say; what had to
+ * change on an adopted device is logged.
+ */
+export function configureOverlayDevice({ tun, existing }: OverlayTun, config: AgentConfig, record: NodeRecord, mtu: number,
+  log: Logger): void {
   const fixed: string[] = [];
-  try {
-    if (existing && existing.mtu !== mtu) fixed.push(`mtu ${existing.mtu} → ${mtu}`);
-    linkSetMtu(tun.name, mtu);
-    // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
-    // core must drop as spoofed.
-    const ipv6Knob = sysctlPath(`net/ipv6/conf/${tun.name}/disable_ipv6`);
-    if (!record.subnetV6 && existsSync(ipv6Knob) && readFileSync(ipv6Knob, "utf8").trim() !== "1") writeFileSync(ipv6Knob, "1");
-    fixed.push(...reconcileAddresses(tun.name, wantedAddresses(record)));
-    linkSetUp(tun.name);
-    fixed.push(...reconcileRoutes(tun.name, clusterNetworks(config)));
-  } catch (err) {
-    tun.close();
-    throw err;
-  }
+  if (existing && existing.mtu !== mtu) fixed.push(`mtu ${existing.mtu} → ${mtu}`);
+  linkSetMtu(tun.name, mtu);
+  // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
+  // core must drop as spoofed.
+  const ipv6Knob = sysctlPath(`net/ipv6/conf/${tun.name}/disable_ipv6`);
+  if (!record.subnetV6 && existsSync(ipv6Knob) && readFileSync(ipv6Knob, "utf8").trim() !== "1") writeFileSync(ipv6Knob, "1");
+  fixed.push(...reconcileAddresses(tun.name, wantedAddresses(record)));
+  linkSetUp(tun.name);
+  fixed.push(...reconcileRoutes(tun.name, clusterNetworks(config)));
   if (existing) log.info({ device: tun.name, fixed }, fixed.length ? "adopted the existing device and fixed it" : "adopted the existing device");
-  return tun;
 }
 
 /**

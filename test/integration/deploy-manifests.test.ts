@@ -124,7 +124,7 @@ describe.skipIf(typeof tools === "string")("deploy/: the manifests against a rea
     const flags: Record<string, string> = {};
     const rest: string[] = agent.command.slice(4).map((a: string) => a.replaceAll("$(HOST_IP)", hostIP));
     for (let i = 0; i < rest.length; i += 2) flags[rest[i].replace(/^--/, "")] = rest[i + 1];
-    const loaded = loadAgentConfig(agentFile, flags, { localAddresses: () => [hostIP], hostname: () => "node-a" });
+    const loaded = loadAgentConfig(agentFile, flags, { hostname: () => "node-a" });
     expect(loaded).toMatchObject({ clusterCIDR: "10.244.0.0/16", port: 8472, vni: 1, publicIP: hostIP, registry: { type: "kube" },
       socket: "/run/weft/weft.sock", stateDir: "/var/lib/weft", metrics: { host: hostIP, port: 9464 } });
 
