@@ -102,7 +102,8 @@ function reconcileAddresses(dev: string, wanted: string[]): string[] {
 
 /**
  * A route through `dev` and a blackhole below it for each cluster network (canonical text, as the config holds them);
- * routes through `dev` for other networks (a previous config's) and weft's blackholes for them go. Returns what changed.
+ * routes through `dev` for other networks (a previous config's) and weft's blackholes for them go; a route for a cluster
+ * network through another device is refused. Returns what changed.
  */
 function reconcileRoutes(dev: string, networks: string[]): string[] {
   const changes: string[] = [];
@@ -115,6 +116,13 @@ function reconcileRoutes(dev: string, networks: string[]): string[] {
       changes.push(`removed route ${r.type === "blackhole" ? "blackhole " : ""}${r.dst}`);
     }
     for (const dst of networks.filter((n) => n.includes(":") === (family === 6))) {
+      // A route for the cluster network through another device is someone else's (another overlay, a leftover): weft
+      // does not take it over, it says so.
+      const foreign = routes.find((r) => r.dst === dst && r.type === "unicast" && r.dev !== dev);
+      if (foreign) {
+        throw new Error(`a route to the cluster network ${dst} exists through ${foreign.dev ?? foreign.via ?? "another device"}, ` +
+          `not ${dev}: remove it (ip route del ${dst}) or fix clusterCIDR`);
+      }
       if (!routes.some((r) => r.dst === dst && r.dev === dev)) changes.push(`added route ${dst} dev ${dev}`);
       routeReplace({ dst, dev, protocol: RTPROT_WEFT });
       if (!routes.some((r) => r.dst === dst && r.type === "blackhole" && r.metric === BLACKHOLE_METRIC)) changes.push(`added blackhole ${dst}`);

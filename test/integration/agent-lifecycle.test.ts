@@ -124,13 +124,13 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
   it("a second agent for a device another agent holds refuses to start and says why", async () => {
     const n1 = lab.nodes[0];
     const config = JSON.parse(readFileSync(n1.configFile!, "utf8")) as Record<string, unknown>;
-    const second = { ...config, socket: join(cniDirs, "second.sock"), stateDir: join(cniDirs, "second-state") };
+    const second = { ...config, port: 4790, socket: join(cniDirs, "second.sock"), stateDir: join(cniDirs, "second-state") };
     const file = join(cniDirs, "second.json");
     writeFileSync(file, JSON.stringify(second));
     const p = spawnIn(n1.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", file]);
     const r = await p.done;
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/TUNSETIFF weft0 .*another process holds it.*EBUSY/);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/weft config: device: .*TUNSETIFF weft0 .*another process holds it.*EBUSY/);
     expect(ping(lab.pod(1).ns, lab.pod(2).ip, 2)).toBe(2);
   });
 
