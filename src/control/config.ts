@@ -11,7 +11,8 @@ import {
 export type RegistryConfig =
   | { type: "file"; path: string }
   | { type: "etcd"; endpoints: string[]; prefix: string }
-  | { type: "kube" };
+  /** No kubeconfig: the in-cluster service account. */
+  | { type: "kube"; kubeconfig?: string };
 
 export interface AgentConfig {
   nodeName: string;
@@ -49,6 +50,8 @@ export interface AgentConfig {
 export interface LoadOptions {
   /** Default nodeName. Defaults to os.hostname(). */
   hostname?: () => string;
+  /** Where NODE_NAME is read (the kube registry's default nodeName, as a DaemonSet sets it). Defaults to process.env. */
+  env?: Record<string, string | undefined>;
 }
 
 export class ConfigError extends Error {
@@ -83,7 +86,7 @@ const KEYS: Record<string, Kind> = {
 const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   file: ["type", "path"],
   etcd: ["type", "endpoints", "prefix"],
-  kube: ["type"],
+  kube: ["type", "kubeconfig"],
 };
 const MAX_VNI = 0xffffff;
 /** Peer indexes are 16-bit route values. */
@@ -123,7 +126,7 @@ function readConfigFile(file: string): Raw {
 
 const squash = (name: string) => name.replace(/[-_]/g, "").toLowerCase();
 const KEY_BY_SQUASHED = new Map(Object.keys(KEYS).map((k) => [squash(k), k]));
-const REGISTRY_FLAGS = new Map([["registrytype", "type"], ["registrypath", "path"], ["registryendpoints", "endpoints"], ["registryprefix", "prefix"]]);
+const REGISTRY_FLAGS = new Map([["registrytype", "type"], ["registrypath", "path"], ["registryendpoints", "endpoints"], ["registryprefix", "prefix"], ["registrykubeconfig", "kubeconfig"]]);
 
 /** Flag names are the keys in camelCase or kebab-case (`--node-name`, `--cluster-cidr`); registry keys are `--registry-*`. */
 function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Raw {
@@ -140,7 +143,7 @@ function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Ra
     const key = KEY_BY_SQUASHED.get(squashed);
     if (!key) throw new ConfigError(flag, "unknown flag", `one of ${flagList()}`);
     if (KEYS[key] === "object") {
-      throw new ConfigError(flag, "registry cannot be given as one flag", "--registry-type, --registry-path, --registry-endpoints, --registry-prefix");
+      throw new ConfigError(flag, "registry cannot be given as one flag", "--registry-type, --registry-path, --registry-endpoints, --registry-prefix, --registry-kubeconfig");
     }
     out[key] = KEYS[key] === "integer" ? integerFlag(key, value) : value;
   }
@@ -155,7 +158,7 @@ function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Ra
 
 function flagList(): string {
   const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z])([A-Z][a-z]{2,})/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
-  return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), "--registry-type", "--registry-path", "--registry-endpoints", "--registry-prefix"].join(", ");
+  return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), "--registry-type", "--registry-path", "--registry-endpoints", "--registry-prefix", "--registry-kubeconfig"].join(", ");
 }
 
 function integerFlag(key: string, value: string): number | string {
@@ -171,7 +174,10 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
   const str = (key: string) => raw[key] as string | undefined;
   const int = (key: string) => raw[key] as number | undefined;
 
-  const nodeName = checkNodeName(str("nodeName") ?? (options.hostname ?? hostname)());
+  const registry = checkRegistry(raw.registry as Raw | undefined);
+  // A kube node is named by its Node object; a DaemonSet passes that name as NODE_NAME.
+  const nodeNameFromEnv = registry.type === "kube" ? (options.env ?? process.env).NODE_NAME || undefined : undefined;
+  const nodeName = checkNodeName(str("nodeName") ?? nodeNameFromEnv ?? (options.hostname ?? hostname)());
 
   if (str("clusterCIDR") === undefined) throw new ConfigError("clusterCIDR", "missing", "the cluster's IPv4 Pod network, e.g. 10.244.0.0/16");
   const cluster = checkCIDR("clusterCIDR", str("clusterCIDR")!, 4);
@@ -216,7 +222,7 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     vtepMAC,
     vtepMACDerived: str("vtepMAC") === undefined,
     device: checkDevice(str("device") ?? DEFAULTS.device),
-    registry: checkRegistry(raw.registry as Raw | undefined),
+    registry,
     socket: checkPath("socket", str("socket") ?? DEFAULTS.socket),
     stateDir: checkPath("stateDir", str("stateDir") ?? DEFAULTS.stateDir),
     metrics: parseListenAddress("metrics", str("metrics") ?? DEFAULTS.metrics),
@@ -367,7 +373,15 @@ function checkRegistry(raw: Raw | undefined): RegistryConfig {
     if (typeof prefix !== "string" || !prefix.startsWith("/")) throw new ConfigError("registry.prefix", `got ${describe(prefix)}`, 'a key prefix starting with "/", e.g. /weft');
     return { type, endpoints: endpoints as string[], prefix };
   }
-  return { type: "kube" };
+  if (r.kubeconfig === undefined) return { type: "kube" };
+  if (typeof r.kubeconfig !== "string") throw new ConfigError("registry.kubeconfig", `got ${describe(r.kubeconfig)}`, "the path of a kubeconfig file");
+  const kubeconfig = checkPath("registry.kubeconfig", r.kubeconfig);
+  try {
+    readFileSync(kubeconfig);
+  } catch (e) {
+    throw new ConfigError("registry.kubeconfig", `cannot read ${kubeconfig}: ${(e as Error).message}`, "a readable kubeconfig file (or no key: the in-cluster service account)");
+  }
+  return { type: "kube", kubeconfig };
 }
 
 /** `host:port` or `[v6]:port`; port 0 asks the kernel for a free one. */

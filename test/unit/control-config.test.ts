@@ -106,6 +106,26 @@ describe("flags", () => {
   });
 });
 
+describe("the kube registry", () => {
+  it("takes registry.kubeconfig from the file or --registry-kubeconfig, as an absolute path", () => {
+    const kubeconfig = join(tmp.dir, "kubeconfig");
+    writeFileSync(kubeconfig, "{}");
+    expect(loadAgentConfig(file({ ...minimal, registry: { type: "kube", kubeconfig } }), {}, opts).registry).toEqual({ type: "kube", kubeconfig });
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube", "registry-kubeconfig": kubeconfig }, opts).registry)
+      .toEqual({ type: "kube", kubeconfig });
+  });
+  it("without kubeconfig means the in-cluster service account", () => {
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube" }, opts).registry).toEqual({ type: "kube" });
+  });
+  it("names the node from NODE_NAME unless nodeName is set; other registries ignore NODE_NAME", () => {
+    const env = { NODE_NAME: "k8s-node-7" };
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube" }, { ...opts, env }).nodeName).toBe("k8s-node-7");
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube", nodeName: "given" }, { ...opts, env }).nodeName).toBe("given");
+    expect(loadAgentConfig(undefined, minimal, { ...opts, env }).nodeName).toBe("host-a");
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube" }, { ...opts, env: {} }).nodeName).toBe("host-a");
+  });
+});
+
 describe("derived VtepMAC", () => {
   it("is stable, locally administered and unicast", () => {
     for (const name of ["node1", "node2", "a-very-long-node-name.example.com", "x"]) {
@@ -168,6 +188,9 @@ const refusals: Refusal[] = [
   { name: "etcd without endpoints", key: "registry.endpoints", flags: { ...minimal, "registry-type": "etcd" } },
   { name: "etcd with a bad endpoint", key: "registry.endpoints", flags: { ...minimal, "registry-type": "etcd", "registry-endpoints": "127.0.0.1:2379" } },
   { name: "etcd with a relative prefix", key: "registry.prefix", flags: { ...minimal, "registry-type": "etcd", "registry-endpoints": "http://a:2379", "registry-prefix": "weft" } },
+  { name: "kube with a kubeconfig that is not a string", key: "registry.kubeconfig", file: { ...minimal, registry: { type: "kube", kubeconfig: 7 } } },
+  { name: "kube with a kubeconfig that does not exist", key: "registry.kubeconfig", flags: { ...minimal, "registry-type": "kube", "registry-kubeconfig": "/nonexistent/kubeconfig" } },
+  { name: "kube with a file registry's key", key: "registry.path", file: { ...minimal, registry: { type: "kube", path: "/a.json" } } },
   { name: "metrics without a port", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1" } },
   { name: "metrics with a port above 65535", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1:99999" } },
   { name: "metrics with a bad IPv4 host", key: "metrics", flags: { ...minimal, metrics: "300.0.0.1:9464" } },

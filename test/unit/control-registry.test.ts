@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveVtepMAC } from "../../src/control/config.js";
 import { FileRegistry } from "../../src/control/registry/file.js";
-import { createRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
+import { createRegistry, KubeRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
 import { TS_EXEC_ARGV } from "../helpers/ts-child.js";
 import { captureLog, tempDir, waitFor } from "./fixtures-control/helpers.js";
 
@@ -183,10 +183,15 @@ describe("createRegistry", () => {
     const r = createRegistry({ ...base, registry: { type: "file", path } }, captureLog().log);
     expect(r).toBeInstanceOf(FileRegistry);
   });
-  it("refuses etcd and kube as not implemented yet", () => {
+  it("refuses etcd as not implemented yet", () => {
     expect(() => createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://a:2379"], prefix: "/weft" } }, captureLog().log))
       .toThrow('registry.type "etcd" is not implemented yet');
-    expect(() => createRegistry({ ...base, registry: { type: "kube" } }, captureLog().log)).toThrow('registry.type "kube" is not implemented yet');
+  });
+  it("builds the kube registry from the agent's config (without connecting: that is start's job)", () => {
+    const config = { ...base, registry: { type: "kube" as const }, clusterCIDR: "10.244.0.0/16", subnetLen: 24, publicIP: "10.0.0.1",
+      vtepMAC: "02:5e:00:00:00:01", vni: 1 };
+    expect(createRegistry(config, captureLog().log)).toBeInstanceOf(KubeRegistry);
+    expect(() => createRegistry({ ...base, registry: { type: "kube" } }, captureLog().log)).toThrow(/needs clusterCIDR/);
   });
 });
 
