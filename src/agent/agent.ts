@@ -1,22 +1,24 @@
 // `weft agent`: the node's overlay. Reads the config, leases a subnet, creates the TUN device and the underlay socket,
 // starts the dataplane workers, keeps peers in sync with the registry, and serves status and metrics.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { nthAddress, parseCIDR } from "../net/addr.js";
 import { type AgentConfig, ConfigError, loadAgentConfig } from "../control/config.js";
 import { acquireLease, leaseFile } from "../control/lease.js";
 import { createLogger, type Logger } from "../control/log.js";
-import { WeftMetrics, packageVersion, startMetricsServer, type MetricsServer } from "../control/metrics.js";
+import { WeftMetrics, startMetricsServer, type MetricsServer } from "../control/metrics.js";
 import { createRegistry, type NodeRecord, type Registry } from "../control/registry/index.js";
 import { ApiError, type ApiServer, startApiServer } from "../control/api-server.js";
 import { removeDirectories } from "../control/directories.js";
 import { subnetEnvPath, writeSubnetEnv } from "../control/subnet-env.js";
+import { buildInfo } from "../control/version.js";
 import { Dataplane } from "../dataplane/manager.js";
 import type { PeerEntry } from "../dataplane/protocol.js";
 import { BATCH_BUCKETS } from "../dataplane/buckets.js";
-import { addrAdd, linkSetMtu, linkSetUp, routeAdd } from "../sys/netlink.js";
-import { openTun, type TunDevice } from "../sys/tun.js";
+import { sysctlPath } from "../sys/sysctl.js";
+import type { TunDevice } from "../sys/tun.js";
 import { openUdp, type UdpSocket } from "../sys/udp.js";
+import { type OverlayTun, configureOverlayDevice, openOverlayTun, removeOverlayDevice } from "./device.js";
 import { PeerIndex, type Refusal } from "./peers.js";
 import { awaitUnderlay, checkStateDir, naming, preserveFile } from "./startup.js";
 import { createCniService } from "../cni/service.js";
@@ -64,6 +66,8 @@ class Agent {
   private registry?: Registry;
   private record?: NodeRecord;
   private tun?: TunDevice;
+  /** weft0 as openDevice() found it: configureDevice() adopts it, abandon() removes it when this start created it. */
+  private overlay?: OverlayTun;
   private udp?: UdpSocket;
   /** TX sockets bound to sourcePortBase + i. */
   private txPool: UdpSocket[] = [];
@@ -167,7 +171,7 @@ class Agent {
     this.followRegistry();
     this.unpublish.push(preserveFile(subnetEnvPath(c.socket)));
     writeSubnetEnv(c, this.record, this.mtu);
-    this.metrics.setInfo({ node: c.nodeName, subnet: this.record.subnet, vtepMAC: c.vtepMAC, version: packageVersion() });
+    this.metrics.setInfo({ node: c.nodeName, subnet: this.record.subnet, vtepMAC: c.vtepMAC, version: buildInfo().id });
     this.metrics.setOffload({ [this.tun!.mode]: true, udp_segment: this.udp!.gso, udp_gro: this.udp!.gro });
     this.cni = createCniService({
       subnet: this.record.subnet,
@@ -203,6 +207,14 @@ class Agent {
     }
     this.unpublish = [];
     await this.stop();
+    // A weft0 this start created goes with it; one it adopted stays for the Pods and the next agent.
+    if (this.overlay && !this.overlay.existing) {
+      try {
+        removeOverlayDevice(this.config.device);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "removing the device of a failed start");
+      }
+    }
     for (const made of this.madeDirectories.reverse()) removeDirectories(made);
   }
 
@@ -225,32 +237,24 @@ class Agent {
     this.openSourcePorts();
   }
 
-  /** The TUN device, attached before the record goes out: a name the kernel refuses (or another process holds) names `device`. */
+  /**
+   * The TUN device, attached before the record goes out: a name the kernel refuses (or another process holds) names
+   * `device`. It is persistent: a previous agent's weft0 is re-attached to (docs/restarts.md).
+   */
   private async openDevice(): Promise<void> {
     const c = this.config;
-    this.tun = await naming("device", `cannot create TUN device ${JSON.stringify(c.device)}`,
+    this.overlay = await naming("device", `cannot create TUN device ${JSON.stringify(c.device)}`,
       "a free interface name, or a TUN device no other process holds",
-      () => openTun({ name: c.device, vnetHdr: true }));
+      () => openOverlayTun(c.device));
+    this.tun = this.overlay.tun;
     this.tun.setNonBlocking(true);
     if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
   }
 
-  /** weft0's MTU, address <subnet>.0, the cluster route and forwarding: what needs the leased subnet. */
+  /** weft0's MTU, address <subnet>.0, the cluster route and its blackhole, forwarding: what needs the leased subnet. */
   private configureDevice(): void {
-    const c = this.config;
-    const rec = this.record!;
-    const name = this.tun!.name;
-    linkSetMtu(name, this.mtu);
-    // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
-    // core must drop as spoofed.
-    const ipv6Knob = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
-    if (!rec.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
-    addrAdd(name, `${nthAddress(parseCIDR(rec.subnet), 0)}/32`);
-    if (rec.subnetV6) addrAdd(name, `${nthAddress(parseCIDR(rec.subnetV6), 0)}/128`, { nodad: true });
-    linkSetUp(name);
-    routeAdd({ dst: c.clusterCIDR, dev: name });
-    if (c.clusterCIDRv6) routeAdd({ dst: c.clusterCIDRv6, dev: name });
-    enableForwarding(this.log, !!c.clusterCIDRv6);
+    configureOverlayDevice(this.overlay!, this.config, this.record!, this.mtu, this.log);
+    enableForwarding(this.log, !!this.config.clusterCIDRv6);
   }
 
   /**
@@ -397,7 +401,10 @@ class Agent {
     return { peers: entries.length, live: entries.filter((p) => this.dataplane?.isLive(p.index)).length, refused: this.peers?.refusals().length ?? 0 };
   }
 
-  /** Undo in reverse. Closing the TUN fd removes weft0 and, with it, its address and routes. */
+  /**
+   * Undo in reverse, except weft0: it is persistent and keeps its address and routes, so Pods keep their wiring and the
+   * next agent adopts the device (docs/restarts.md); `weft uninstall` removes it.
+   */
   async stop(): Promise<void> {
     this.ready = false;
     this.aborted.abort();
@@ -423,7 +430,7 @@ function cniRequest(req: Record<string, unknown>): { env: Record<string, string>
 
 /** Pods are routed by this node: forwarding must be on (flannel leaves it to the operator; we say what we change). */
 function enableForwarding(log: Logger, v6: boolean): void {
-  const knobs = ["/proc/sys/net/ipv4/ip_forward", ...(v6 ? ["/proc/sys/net/ipv6/conf/all/forwarding"] : [])];
+  const knobs = [sysctlPath("net/ipv4/ip_forward"), ...(v6 ? [sysctlPath("net/ipv6/conf/all/forwarding")] : [])];
   for (const knob of knobs) {
     if (readFileSync(knob, "utf8").trim() === "1") continue;
     writeFileSync(knob, "1");
@@ -440,6 +447,7 @@ export async function runAgent(file: string | undefined, flags: Record<string, s
     console.error((err as Error).message);
     return 2;
   }
+  log.info({ version: buildInfo().id, node: config.nodeName }, "weft agent starting");
   let fatal: (err: Error) => void = () => undefined;
   const agent = new Agent(config, log, (err) => fatal(err));
   const stopped = new Promise<number>((resolve) => {

@@ -26,6 +26,8 @@ export interface InstallCniOptions {
   source?: string;
   /** Where to find portmap when binDir lacks it. */
   referencePluginsDir?: string;
+  /** A conflist file to install instead of the generated one (a DaemonSet's ConfigMap); its plugins start with weft. */
+  conflist?: string;
 }
 
 export async function runInstallCni({
@@ -36,7 +38,18 @@ export async function runInstallCni({
   name = "weft",
   source = CNI_FRONTEND,
   referencePluginsDir = DEBIAN_PLUGINS_DIR,
+  conflist: givenConflist,
 }: InstallCniOptions = {}): Promise<number> {
+  let given: { name: string; text: string } | undefined;
+  if (givenConflist !== undefined) {
+    try {
+      given = readConflist(givenConflist);
+    } catch (err) {
+      console.error(`weft install-cni: --conflist ${givenConflist}: ${(err as Error).message}`);
+      return 1;
+    }
+    name = given.name;
+  }
   const problem = checkOptions({ socket, mtu, name });
   if (problem) {
     console.error(`weft install-cni: ${problem}`);
@@ -52,8 +65,13 @@ export async function runInstallCni({
     const binary = readFileSync(source);
     writeFileAtomic(plugin, binary, 0o755);
     console.log(`installed ${plugin} (the weft CNI front end, ${Math.ceil(binary.length / 1024)} KiB, static)`);
-    writeFileAtomic(conflist, JSON.stringify(conflistFor({ name, socket, mtu }), null, 2) + "\n", 0o644);
-    console.log(`installed ${conflist} (network "${name}": weft, then portmap; agent socket ${socket})`);
+    if (given) {
+      writeFileAtomic(conflist, given.text, 0o644);
+      console.log(`installed ${conflist} (network "${name}", from ${givenConflist})`);
+    } else {
+      writeFileAtomic(conflist, JSON.stringify(conflistFor({ name, socket, mtu }), null, 2) + "\n", 0o644);
+      console.log(`installed ${conflist} (network "${name}": weft, then portmap; agent socket ${socket})`);
+    }
   } catch (err) {
     console.error(`weft install-cni: ${(err as Error).message}`);
     return 1;
@@ -69,6 +87,21 @@ export async function runInstallCni({
     console.warn(`note: ${join(binDir, "portmap")} is missing; hostPort mappings need the CNI reference plugins (containernetworking-plugins) in ${binDir}`);
   }
   return 0;
+}
+
+/** A conflist to install as given: JSON, a network name, plugins led by weft. Returns its name and its text. */
+function readConflist(path: string): { name: string; text: string } {
+  const text = readFileSync(path, "utf8");
+  let list: { cniVersion?: unknown; name?: unknown; plugins?: { type?: unknown }[] };
+  try {
+    list = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not JSON (${(err as Error).message})`);
+  }
+  if (typeof list.cniVersion !== "string") throw new Error('no "cniVersion"');
+  if (typeof list.name !== "string") throw new Error('no network "name"');
+  if (!Array.isArray(list.plugins) || list.plugins[0]?.type !== "weft") throw new Error('"plugins" must start with {"type":"weft",...}');
+  return { name: list.name, text: text.endsWith("\n") ? text : text + "\n" };
 }
 
 function checkOptions({ socket, mtu, name }: { socket: string; mtu?: number; name: string }): string | undefined {

@@ -5,11 +5,14 @@ import { runBench } from "./bench.js";
 import { runAgent } from "../agent/agent.js";
 import { runStatus } from "./status.js";
 import { runInstallCni } from "./install-cni.js";
+import { runUninstall } from "./uninstall.js";
+import { buildInfo } from "../control/version.js";
 
 const program = new Command();
 program
   .name("weft")
-  .description("weft: a userspace VXLAN pod network for Kubernetes, with a WebAssembly packet core");
+  .description("weft: a userspace VXLAN pod network for Kubernetes, with a WebAssembly packet core")
+  .version(buildInfo().id, "-V, --version", "print weft's version and build, e.g. 0.1.0-1a2b3c4 (the image is tagged with it)");
 
 program
   .command("agent")
@@ -45,9 +48,29 @@ program
   .option("--conf-dir <dir>", "CNI config directory", "/etc/cni/net.d")
   .option("--socket <path>", "the agent's socket, written into the conflist", "/run/weft/weft.sock")
   .option("--mtu <n>", "Pod MTU override written into the conflist (default: the agent's)")
-  .addHelpText("after", "\nRun `npm run build` first. Example:\n  sudo weft install-cni\n  sudo weft install-cni --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d --socket /run/weft/weft.sock")
-  .action(async (o: { binDir: string; confDir: string; socket: string; mtu?: string }) => {
-    process.exitCode = await runInstallCni({ binDir: o.binDir, confDir: o.confDir, socket: o.socket, mtu: o.mtu === undefined ? undefined : Number(o.mtu) });
+  .option("--conflist <file>", "install this conflist (plugins starting with weft) instead of the generated one")
+  .addHelpText("after", "\nRun `npm run build` first. Example:\n  sudo weft install-cni\n  sudo weft install-cni --bin-dir /opt/cni/bin --conf-dir /etc/cni/net.d --socket /run/weft/weft.sock\n  weft install-cni --bin-dir /host/opt/cni/bin --conf-dir /host/etc/cni/net.d --conflist /etc/weft/cni-conf.json")
+  .action(async (o: { binDir: string; confDir: string; socket: string; mtu?: string; conflist?: string }) => {
+    process.exitCode = await runInstallCni({ binDir: o.binDir, confDir: o.confDir, socket: o.socket, mtu: o.mtu === undefined ? undefined : Number(o.mtu),
+      conflist: o.conflist });
+  });
+
+program
+  .command("uninstall")
+  .description("remove what a stopped agent leaves on this node on purpose: weft0 and its routes, the CNI conflist and plugin")
+  .option("--device <name>", "the agent's TUN device", "weft0")
+  .option("--socket <path>", "the agent's socket (refuses while an agent answers on it)", "/run/weft/weft.sock")
+  .option("--bin-dir <dir>", "CNI plugin directory", "/opt/cni/bin")
+  .option("--conf-dir <dir>", "CNI config directory", "/etc/cni/net.d")
+  .addHelpText("after", `
+An agent's stop (SIGTERM, a crash, an upgrade) leaves weft0, its address and routes in place so that running Pods keep
+their network and the next agent adopts them; this command is how they go. Stop the agent first (docs/install.md).
+
+Example:
+  sudo weft uninstall
+  sudo weft uninstall --device weft0 --socket /run/weft/weft.sock`)
+  .action(async (o: { device: string; socket: string; binDir: string; confDir: string }) => {
+    process.exitCode = await runUninstall(o);
   });
 
 program

@@ -18,6 +18,7 @@ import { withNetns } from "../sys/netns.js";
 import { CniError, ERR } from "./errors.js";
 import type { AttachmentRecord } from "./records.js";
 import { type CniIp, type CniRoute, ipFamily } from "./result.js";
+import { sysctlPath } from "../sys/sysctl.js";
 
 const ENODEV = 19;
 const ESRCH = 3;
@@ -135,7 +136,7 @@ const gatewaysOf = (ips: CniIp[]): string[] => [...new Set(ips.map((ip) => ip.ga
 export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): LinkState {
   return inNetns(pair.netns, () => {
     // An IPv6 address that waits for duplicate address detection is unusable for a second; nothing can duplicate it here.
-    const dad = `/proc/sys/net/ipv6/conf/${pair.ifname}/accept_dad`;
+    const dad = sysctlPath(`net/ipv6/conf/${pair.ifname}/accept_dad`);
     if (existsSync(dad)) writeFileSync(dad, "0");
     return rtnl((nl) => {
       setLinkUp(nl, "lo", true);

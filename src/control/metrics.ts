@@ -2,10 +2,8 @@
 // The core's counters are cumulative (they only grow while a core lives), so each update rewrites the Prometheus counters
 // to the new totals instead of adding to them; a peer or reason that disappears disappears from the output too.
 import { createServer, type Server } from "node:http";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { PACKAGE_ROOT } from "../paths.js";
+import { buildInfo } from "./version.js";
 
 /** One peer's traffic, cumulative, as the core counts it (core.peerCounters) plus the peer's nodeName. */
 export interface PeerTraffic {
@@ -20,7 +18,7 @@ export interface NodeInfo {
   node: string;
   subnet: string;
   vtepMAC: string;
-  /** Defaults to the package version. */
+  /** Defaults to this build's id, as `weft --version` prints it. */
   version?: string;
 }
 
@@ -100,7 +98,7 @@ export class WeftMetrics {
 
   setInfo(info: NodeInfo): void {
     this.info.reset();
-    this.info.set({ node: info.node, subnet: info.subnet, vtep_mac: info.vtepMAC, version: info.version ?? packageVersion() }, 1);
+    this.info.set({ node: info.node, subnet: info.subnet, vtep_mac: info.vtepMAC, version: info.version ?? buildInfo().id }, 1);
   }
 
   /**
@@ -120,12 +118,6 @@ export class WeftMetrics {
   private counter(name: string, help: string, labelNames: string[]): Counter<string> {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
-}
-
-let cachedVersion: string | undefined;
-export function packageVersion(): string {
-  cachedVersion ??= String(JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")).version);
-  return cachedVersion;
 }
 
 export interface MetricsServer {

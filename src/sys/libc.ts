@@ -108,6 +108,8 @@ export const CLONE_NEWNET = 0x40000000;
 
 export const EINTR = 4;
 export const EAGAIN = 11;
+export const EBUSY = 16;
+export const EINVAL = 22;
 
 // ---- errors -------------------------------------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;
 export const RTPROT_STATIC = 4;
 export const RTN_UNICAST = 1;
+export const RTN_BLACKHOLE = 6;
 export const RTNH_F_ONLINK = 0x4;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;

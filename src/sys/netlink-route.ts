@@ -3,7 +3,7 @@ import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../net/addr.js";
 import { AF_INET, AF_INET6 } from "./libc.js";
 import { IFADDRMSG_SIZE, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NLM_F_REQUEST, type NlMessage, NlRequest, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY,
-  RTA_TABLE, RTMSG_SIZE, RTM_DELADDR, RTM_DELROUTE, RTM_GETADDR, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWROUTE, RTNH_F_ONLINK,
+  RTA_TABLE, RTMSG_SIZE, RTN_BLACKHOLE, RTM_DELADDR, RTM_DELROUTE, RTM_GETADDR, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWROUTE, RTNH_F_ONLINK,
   RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, attrU32,
   ifaddrmsg, parseAttrs, rtmsg } from "./netlink-msg.js";
 import { getLink, listLinks } from "./netlink-link.js";
@@ -40,7 +40,12 @@ export interface RouteSpec {
   metric?: number;
   /** RTPROT_* (default RTPROT_BOOT, as `ip route`); a distinct value lets an agent find its own routes. */
   protocol?: number;
+  /** "blackhole": matching packets are dropped silently (no `dev`, no `via`). Default "unicast". */
+  type?: RouteType;
 }
+
+export type RouteType = "unicast" | "blackhole";
+const ROUTE_TYPES: Record<RouteType, number> = { unicast: RTN_UNICAST, blackhole: RTN_BLACKHOLE };
 
 export interface RouteInfo {
   family: 4 | 6;
@@ -54,6 +59,7 @@ export interface RouteInfo {
   protocol: number;
   metric?: number;
   onlink: boolean;
+  type: RouteType;
 }
 
 export interface Underlay {
@@ -166,14 +172,17 @@ function routeRequest(nl: Rtnl, type: number, flags: number, r: RouteSpec): NlRe
   const dst = r.dst === "default" ? { family: via?.family ?? 4, bytes: new Uint8Array(0), len: 0 } : parsePrefix(r.dst);
   if (via && via.family !== dst.family) throw new Error(`route ${r.dst}: gateway ${r.via} is of another family`);
   const deleting = type === RTM_DELROUTE;
+  const blackhole = r.type === "blackhole";
+  if (blackhole && (r.dev !== undefined || via)) throw new Error(`route ${r.dst}: a blackhole route has no dev or via`);
   const table = r.table ?? RT_TABLE_MAIN;
   const req = new NlRequest(type, flags).raw(rtmsg({
     family: kernelFamily(dst.family),
     dstLen: dst.len,
     table,
     protocol: r.protocol ?? (deleting ? 0 : RTPROT_BOOT),
-    scope: r.scope !== undefined ? scopeValue(r.scope) : deleting ? RT_SCOPE_NOWHERE : via ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK,
-    type: deleting ? 0 : RTN_UNICAST,
+    scope: r.scope !== undefined ? scopeValue(r.scope)
+      : deleting ? RT_SCOPE_NOWHERE : via || blackhole ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK,
+    type: deleting && !blackhole ? 0 : ROUTE_TYPES[r.type ?? "unicast"],
     flags: r.onlink ? RTNH_F_ONLINK : 0,
   }));
   if (dst.len > 0) req.attr(RTA_DST, dst.bytes);
@@ -185,7 +194,7 @@ function routeRequest(nl: Rtnl, type: number, flags: number, r: RouteSpec): NlRe
   return req;
 }
 
-const describe = (r: RouteSpec) => `${r.dst}${r.via ? ` via ${r.via}` : ""}${r.dev ? ` dev ${r.dev}` : ""}`;
+const describe = (r: RouteSpec) => `${r.type === "blackhole" ? "blackhole " : ""}${r.dst}${r.via ? ` via ${r.via}` : ""}${r.dev ? ` dev ${r.dev}` : ""}`;
 
 export function addRoute(nl: Rtnl, r: RouteSpec): void {
   nl.change(routeRequest(nl, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, r), describe(r));
@@ -199,7 +208,7 @@ export function deleteRoute(nl: Rtnl, r: RouteSpec): void {
   nl.change(routeRequest(nl, RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, r), describe(r));
 }
 
-/** Unicast routes of `family` in `table` (default main), optionally only those out of `dev`. */
+/** Unicast and blackhole routes of `family` in `table` (default main), optionally only those out of `dev`. */
 export function listRoutes(nl: Rtnl, opts: { family: 4 | 6; dev?: string; table?: number }): RouteInfo[] {
   const names = new Map(listLinks(nl).map((l) => [l.index, l.name]));
   const table = opts.table ?? RT_TABLE_MAIN;
@@ -211,7 +220,8 @@ export function listRoutes(nl: Rtnl, opts: { family: 4 | 6; dev?: string; table?
     const p = m.payload;
     const attrs = parseAttrs(p, RTMSG_SIZE);
     const routeTable = attrU32(attrs.get(RTA_TABLE)) ?? p[4];
-    if (p[7] !== RTN_UNICAST || routeTable !== table) continue;
+    const routeType = p[7] === RTN_UNICAST ? "unicast" : p[7] === RTN_BLACKHOLE ? "blackhole" : null;
+    if (routeType === null || routeTable !== table) continue;
     const oif = attrU32(attrs.get(RTA_OIF));
     const dev = oif === undefined ? undefined : names.get(oif);
     if (opts.dev !== undefined && dev !== opts.dev) continue;
@@ -229,6 +239,7 @@ export function listRoutes(nl: Rtnl, opts: { family: 4 | 6; dev?: string; table?
       protocol: p[5],
       metric: attrU32(attrs.get(RTA_PRIORITY)),
       onlink: (new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(8, true) & RTNH_F_ONLINK) !== 0,
+      type: routeType,
     });
   }
   return out;

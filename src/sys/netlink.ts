@@ -14,7 +14,7 @@ export { createVeth, deleteLink, findLink, getLink, listLinks, setLink, setLinkU
 export type { LinkInfo, NetnsRef, VethSpec } from "./netlink-link.js";
 export { addAddress, addRoute, deleteAddress, deleteRoute, findUnderlay, listAddresses, listRoutes, replaceRoute }
   from "./netlink-route.js";
-export type { AddressInfo, RouteInfo, RouteSpec, Scope, Underlay } from "./netlink-route.js";
+export type { AddressInfo, RouteInfo, RouteSpec, RouteType, Scope, Underlay } from "./netlink-route.js";
 
 // ---- links --------------------------------------------------------------------------------------------------------------
 

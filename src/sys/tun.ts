@@ -6,11 +6,12 @@
 //   "vnet"          IFF_VNET_HDR, no offloads: every packet is one MTU-sized packet, still led by a 10-byte header
 //   "plain"         no header at all: raw IP packets
 // In every vnet mode each read and write starts with a 10-byte struct virtio_net_hdr.
-import { type Address, EAGAIN, EINTR, O_RDWR, SysError, addressOf, closeFd, intBytes, lastErrno, libc, openPath,
+import { type Address, EAGAIN, EBUSY, EINTR, EINVAL, O_RDWR, SysError, addressOf, closeFd, intBytes, lastErrno, libc, openPath,
   setNonBlocking } from "./libc.js";
 
 // <linux/if_tun.h>: _IOW('T', 202, int) and friends.
 export const TUNSETIFF = 0x400454ca;
+export const TUNSETPERSIST = 0x400454cb;
 export const TUNSETOFFLOAD = 0x400454d0;
 export const TUNSETVNETHDRSZ = 0x400454d8;
 
@@ -59,6 +60,11 @@ export interface TunOptions {
   /** The best mode to try (default "vnet+tso+uso"); the search falls back below it. */
   maxMode?: TunMode;
   nonBlocking?: boolean;
+  /**
+   * IFF_PERSIST: the device (with its addresses and routes) outlives this process. Opening the same name again with the
+   * same options re-attaches to it; only deleting the link removes it (docs/restarts.md).
+   */
+  persist?: boolean;
 }
 
 export interface TunDevice {
@@ -102,10 +108,17 @@ function attach(name: string, flags: number): { fd: number; name: string } {
   if (libc.ioctl(fd, TUNSETIFF, ifr) < 0) {
     const errno = lastErrno();
     libc.close(fd);
-    throw new SysError("ioctl", errno, `TUNSETIFF ${name} flags 0x${flags.toString(16)}`);
+    throw new SysError("ioctl", errno, `TUNSETIFF ${name} flags 0x${flags.toString(16)}${attachHint(errno)}`);
   }
   const end = ifr.indexOf(0);
   return { fd, name: Buffer.from(ifr.subarray(0, end < 0 ? IFNAMSIZ : end)).toString("utf8") };
+}
+
+/** Why re-attaching to an existing device fails, in words: the kernel only says EBUSY or EINVAL. */
+function attachHint(errno: number): string {
+  if (errno === EBUSY) return " (the device exists and another process holds it: is another agent running?)";
+  if (errno === EINVAL) return " (a device of that name exists but is not a TUN device with these flags, e.g. a TAP or a multi-queue TUN)";
+  return "";
 }
 
 /** Sets up the virtio_net_hdr; returns the best mode from `candidates` whose offloads the kernel accepts, or null. */
@@ -120,7 +133,8 @@ function negotiateVnet(fd: number, candidates: readonly TunMode[]): TunMode | nu
 
 /**
  * Opens (creating if needed) TUN device `name`, IFF_TUN|IFF_NO_PI, in the calling thread's network namespace, with the
- * best offload mode the kernel accepts. The device lives as long as one of its fds is open.
+ * best offload mode the kernel accepts. Without `persist` the device lives as long as one of its fds is open; with it, the
+ * device stays until its link is deleted, and an existing one is attached to (the kernel takes the new flags and offloads).
  */
 export function openTun(opts: TunOptions): TunDevice {
   const base = IFF_TUN | IFF_NO_PI | (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
@@ -139,6 +153,11 @@ export function openTun(opts: TunOptions): TunDevice {
     }
   }
   opened ??= attach(opts.name, base);
+  if (opts.persist && libc.ioctlValue(opened.fd, TUNSETPERSIST, 1) < 0) {
+    const errno = lastErrno();
+    libc.close(opened.fd);
+    throw new SysError("ioctl", errno, `TUNSETPERSIST ${opened.name}`);
+  }
   const device = new Tun(opened.fd, opened.name, mode);
   if (opts.nonBlocking) device.setNonBlocking(true);
   return device;

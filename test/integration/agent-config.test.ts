@@ -60,6 +60,11 @@ describe.skipIf(!isRoot)("agent: configuration errors", () => {
       p.child.kill("SIGTERM");
     }
     expect((await p.done).code).toBe(0);
+    // A stop leaves weft0 for the next agent; `weft uninstall` removes it, so the cases below start without one.
+    expect(weft0()).toHaveLength(1);
+    const uninstall = await spawnIn(lab.nodes[0].ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "uninstall",
+      "--socket", base.socket as string, "--bin-dir", join(dir, "cni-bin"), "--conf-dir", join(dir, "cni-conf")]).done;
+    expect(uninstall.code, uninstall.stderr).toBe(0);
     expect(weft0()).toEqual([]);
   });
 

@@ -1,7 +1,7 @@
 // `weft install-cni` into temporary plugin and config directories: the front end lands executable and working, the
 // conflist is weft then portmap, and a second install replaces both files by rename (new inodes, no temporaries left).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -86,5 +86,27 @@ describe.skipIf(!isRoot)("weft install-cni (root)", () => {
     expect(await runInstallCni({ binDir: other, confDir: other, name: "-bad name" })).toBe(1);
     expect(existsSync(other)).toBe(false);
     expect(error.mock.calls.flat().join(" ")).toMatch(/--socket.*--mtu.*network name/s);
+  });
+
+  it("--conflist installs a given conflist (a DaemonSet's ConfigMap) as it is, named after its network", async () => {
+    const given = join(dir, "cni-conf.json");
+    const text = JSON.stringify({ cniVersion: "1.0.0", name: "weft", plugins: [{ type: "weft", socket: "/run/weft/weft.sock" },
+      { type: "portmap", capabilities: { portMappings: true } }, { type: "bandwidth", capabilities: { bandwidth: true } }] }, null, 2) + "\n";
+    writeFileSync(given, text);
+    expect(await runInstallCni({ binDir, confDir, conflist: given })).toBe(0);
+    expect(readFileSync(join(confDir, "10-weft.conflist"), "utf8")).toBe(text);
+  });
+
+  it("--conflist refuses a list that is not JSON or does not start with weft, and writes nothing", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const other = join(dir, "untouched-conflist");
+    const notJson = join(dir, "not.json");
+    const notWeft = join(dir, "flannel.json");
+    writeFileSync(notJson, "{ nope");
+    writeFileSync(notWeft, JSON.stringify({ cniVersion: "1.0.0", name: "cbr0", plugins: [{ type: "flannel" }] }));
+    expect(await runInstallCni({ binDir: other, confDir: other, conflist: notJson })).toBe(1);
+    expect(await runInstallCni({ binDir: other, confDir: other, conflist: notWeft })).toBe(1);
+    expect(existsSync(other)).toBe(false);
+    expect(error.mock.calls.flat().join(" ")).toMatch(/not JSON.*must start with \{"type":"weft"/s);
   });
 });

@@ -54,4 +54,22 @@ describe.skipIf(!isRoot)("dataplane: IPv6 Pods (dual-stack)", () => {
     expect(back.server.peer).toBe(pod6[2]);
     expect(back.server.sha256).toBe(back.client.sha256);
   }, 120_000);
+
+  it("a restart adopts the dual-stack weft0: one IPv6 route, its blackhole, one IPv6 address, and IPv6 Pods talk again", async () => {
+    const n1 = lab.nodes[0];
+    const routes6 = () => (JSON.parse(lab.exec(n1.ns, "ip", ["-j", "-6", "route", "show", CLUSTER6])) as { type?: string; dev?: string }[])
+      .map((r) => (r.type === "blackhole" ? "blackhole" : `dev ${r.dev}`));
+    const addresses6 = () => (JSON.parse(lab.exec(n1.ns, "ip", ["-j", "-6", "addr", "show", "dev", "weft0", "scope", "global"])) as
+      { addr_info: { local?: string; prefixlen: number }[] }[]).flatMap((l) => l.addr_info.filter((a) => a.local).map((a) => `${a.local}/${a.prefixlen}`));
+    const before = addresses6();
+    expect(before, JSON.stringify(before)).toHaveLength(1);
+    expect(await lab.stopAgent(n1, "SIGTERM")).toBe(0);
+    expect(routes6()).toEqual(["dev weft0", "blackhole"]);
+    lab.startAgent(n1);
+    await lab.waitReady(n1);
+    expect(routes6()).toEqual(["dev weft0", "blackhole"]);
+    expect(addresses6()).toEqual(before);
+    await waitPing(lab.pod(1).ns, pod6[2]);
+    expect(ping(lab.pod(2).ns, pod6[1], 3)).toBe(3);
+  });
 });

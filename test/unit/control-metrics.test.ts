@@ -1,6 +1,7 @@
 // weft_* metrics from the core's cumulative counters, and the /metrics and /healthz server.
 import { afterEach, describe, expect, it } from "vitest";
 import { startMetricsServer, WeftMetrics, type MetricsServer } from "../../src/control/metrics.js";
+import { buildInfo } from "../../src/control/version.js";
 
 const servers: MetricsServer[] = [];
 afterEach(async () => {
@@ -58,10 +59,10 @@ describe("WeftMetrics", () => {
     expect(text).toContain('weft_info{node="node1",subnet="10.244.1.0/24",vtep_mac="02:5e:00:00:00:01",version="9.9.9"} 1');
   });
 
-  it("defaults the info version to the package's", async () => {
+  it("defaults the info version to this build's, as `weft --version` prints it (version-commit)", async () => {
     const m = new WeftMetrics({ processMetrics: false });
     m.setInfo({ node: "n", subnet: "10.244.1.0/24", vtepMAC: "02:00:00:00:00:01" });
-    expect(await m.text()).toMatch(/weft_info\{.*version="\d+\.\d+\.\d+"\} 1/);
+    expect(await m.text()).toContain(`weft_info{node="n",subnet="10.244.1.0/24",vtep_mac="02:00:00:00:00:01",version="${buildInfo().id}"} 1`);
   });
 
   it("includes process metrics under weft_ by default", async () => {
