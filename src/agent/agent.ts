@@ -74,6 +74,8 @@ class Agent {
   async start(): Promise<void> {
     const c = this.config;
     this.registry = createRegistry(c, this.log);
+    // Another node holds our subnet now: forwarding on would put two nodes on one subnet.
+    this.registry.on("lost", (err) => this.onFatal(err));
     await this.registry.start();
     this.record = await acquireLease(c, this.registry, this.log);
     this.log.info({ subnet: this.record.subnet, subnetV6: this.record.subnetV6, vtepMAC: c.vtepMAC }, "subnet leased");
@@ -86,7 +88,7 @@ class Agent {
     // A worker that stopped leaves the node without an overlay: exit non-zero so the supervisor restarts the agent.
     this.dataplane.on("error", (err: Error) => {
       this.log.error({ err: err.message }, "dataplane worker failed");
-      this.onFatal(err);
+      this.onFatal(new Error(`dataplane failed: ${err.message}`));
     });
     this.dataplane.on("report", () => this.absorbReport());
     await this.dataplane.start({
@@ -316,7 +318,7 @@ export async function runAgent(file: string | undefined, flags: Record<string, s
     };
     process.on("SIGTERM", () => stop("SIGTERM", 0));
     process.on("SIGINT", () => stop("SIGINT", 0));
-    fatal = (err) => stop(`dataplane failed: ${err.message}`, 1);
+    fatal = (err) => stop(err.message, 1);
   });
   try {
     await agent.start();
