@@ -1,6 +1,7 @@
-// A two-node lab in network namespaces, for the demo, the benchmark and the integration tests: two "nodes" joined by a veth
-// underlay, one or more "Pods" per node wired like the CNI plugin wires them (ptp style), and the cross-node network in one
-// of three ways: weft agents, the kernel's VXLAN configured as flannel configures it, or plain routes (host-gw).
+// A lab in network namespaces, for the demo, the benchmark and the integration tests: "nodes" joined by an underlay (two
+// nodes: one veth pair; more, or a hub for a shared store: a bridge in a hub namespace that has an address on the underlay
+// too), one or more "Pods" per node wired like the CNI plugin wires them (ptp style), and the cross-node network in one of
+// three ways: weft agents, the kernel's VXLAN configured as flannel configures it, or plain routes (host-gw).
 // Everything is named with one prefix and removed by down(), also when a step failed half-way. Tooling may shell out to
 // `ip`; the agent never does.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -9,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callAgent } from "../control/api-server.js";
+import { nthAddress, parseCIDR } from "../net/addr.js";
 import { PACKAGE_ROOT } from "../paths.js";
 
 export type Mode = "weft" | "kernel-vxlan" | "routed" | "mixed";
@@ -25,6 +27,16 @@ export interface LabOptions {
   prefix?: string;
   /** Extra agent config keys. */
   agentConfig?: Record<string, unknown>;
+  /** Nodes (default 2). More than two are joined by a bridge in the hub namespace. */
+  nodes?: number;
+  /** A hub namespace on the underlay (address HUB_IP) for servers every node reaches, such as etcd. */
+  hub?: boolean;
+  /** Agents lease their subnets from the registry instead of being given 10.244.<index>.0/24; Pods are wired after. */
+  leased?: boolean;
+  /** Nodes (by index) left bare: underlay only, no agent, no Pods; the test runs something else there (flanneld). */
+  bare?: number[];
+  /** Runs after the underlay is up and before the agents start (start a store in the hub, say). */
+  beforeAgents?: (lab: Lab) => Promise<void>;
   /**
    * How Pods on weft nodes are made: "hand" wires them here (ptp style, like the CNI plugin), "cni" asks the node's agent
    * through the real front end (build/cni/weft) exactly as a runtime would. Kernel and routed nodes are always wired here.
@@ -55,6 +67,8 @@ export interface LabPod {
 
 const CLUSTER = "10.244.0.0/16";
 const UNDERLAY_NET = "192.168.200";
+/** The hub namespace's address on the underlay. */
+export const HUB_IP = `${UNDERLAY_NET}.254`;
 
 export function sh(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
   try {
@@ -75,6 +89,8 @@ export class Lab {
   readonly pods: LabPod[] = [];
   readonly dir: string;
   readonly registryFile: string;
+  /** The hub namespace, when the lab has one. */
+  hub?: string;
   private readonly namespaces: string[] = [];
   private readonly log: (line: string) => void;
   private readonly exitHook = () => this.downSync();
@@ -94,12 +110,16 @@ export class Lab {
     try {
       this.buildUnderlay();
       const viaCni = (n: LabNode) => this.opts.podsVia === "cni" && this.isWeft(n);
-      for (const node of this.nodes.filter((n) => !viaCni(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      const later = (n: LabNode) => viaCni(n) || (this.opts.leased === true && this.isWeft(n)) || this.isBare(n);
+      for (const node of this.nodes.filter((n) => !later(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      await this.opts.beforeAgents?.(this);
       if (this.mode === "routed") this.routeHostGw();
       if (this.mode === "kernel-vxlan") this.nodes.forEach((n) => this.kernelVxlan(n));
       if (this.mode === "mixed") this.kernelVxlan(this.nodes[0]);
       if (this.mode === "weft" || this.mode === "mixed") await this.startAgents();
       for (const node of this.nodes.filter(viaCni)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPodViaCni(node, p);
+      const leasedByHand = (n: LabNode) => this.opts.leased === true && this.isWeft(n) && !viaCni(n);
+      for (const node of this.nodes.filter(leasedByHand)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
       this.pods.sort((a, b) => a.node - b.node);
       return this;
     } catch (err) {
@@ -117,13 +137,19 @@ export class Lab {
 
   private buildUnderlay(): void {
     const mtu = String(this.opts.underlayMtu ?? 1500);
-    for (const index of [1, 2]) {
+    const count = this.opts.nodes ?? 2;
+    for (let index = 1; index <= count; index++) {
       const ns = this.addNamespace(`${this.prefix}n${index}`);
-      this.nodes.push({ index, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet: `10.244.${index}.0/24`, vtepMAC: `02:5e:00:00:00:0${index}` });
+      const subnet = this.opts.leased && this.mode === "weft" ? "" : `10.244.${index}.0/24`;
+      this.nodes.push({ index, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet, vtepMAC: `02:5e:00:00:00:${index.toString(16).padStart(2, "0")}` });
       sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     }
-    const [a, b] = this.nodes;
-    ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
+    if (count === 2 && !this.opts.hub) {
+      const [a, b] = this.nodes;
+      ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
+    } else {
+      this.buildHub(mtu);
+    }
     for (const n of this.nodes) {
       ip("-n", n.ns, "addr", "add", `${n.underlayIP}/24`, "dev", `${this.prefix}u${n.index}`);
       ip("-n", n.ns, "link", "set", `${this.prefix}u${n.index}`, "up");
@@ -131,8 +157,28 @@ export class Lab {
     waitFor(() => this.nodes.every((n) => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP")), 5000, "underlay link up");
   }
 
+  /** The hub namespace: a bridge every node's underlay veth is plugged into, with HUB_IP on it. */
+  private buildHub(mtu: string): void {
+    const hub = this.addNamespace(`${this.prefix}hub`);
+    const bridge = `${this.prefix}br`;
+    ip("-n", hub, "link", "add", bridge, "mtu", mtu, "type", "bridge");
+    ip("-n", hub, "addr", "add", `${HUB_IP}/24`, "dev", bridge);
+    ip("-n", hub, "link", "set", bridge, "up");
+    for (const n of this.nodes) {
+      const port = `${this.prefix}b${n.index}`;
+      ip("link", "add", `${this.prefix}u${n.index}`, "netns", n.ns, "mtu", mtu, "type", "veth", "peer", "name", port, "netns", hub, "mtu", mtu);
+      ip("-n", hub, "link", "set", port, "master", bridge);
+      ip("-n", hub, "link", "set", port, "up");
+    }
+    this.hub = hub;
+  }
+
+  isBare(n: LabNode): boolean {
+    return this.opts.bare?.includes(n.index) ?? false;
+  }
+
   isWeft(n: LabNode): boolean {
-    return this.mode === "weft" || (this.mode === "mixed" && n.index === 2);
+    return !this.isBare(n) && (this.mode === "weft" || (this.mode === "mixed" && n.index === 2));
   }
 
   /** Pod MTU: what flannel (and weft's agent) give Pods on an overlay, the underlay's on routed nodes. */
@@ -141,22 +187,28 @@ export class Lab {
     return this.mode === "routed" ? underlay : underlay - 50;
   }
 
-  /** A Pod wired as the CNI plugin wires it: address /24, gw/32 scope link + default via gw; host side gw/32 + pod/32. */
-  private addPod(node: LabNode, p: number): void {
+  /**
+   * A Pod wired as the CNI plugin wires it: address /len, gw/32 scope link + default via gw; host side gw/32 + pod/32.
+   * Pod p of a node is its subnet's address 10 + p, behind gateway .1.
+   */
+  addPod(node: LabNode, p: number): LabPod {
     const ns = this.addNamespace(`${this.prefix}p${node.index}${String.fromCharCode(97 + p)}`);
-    const podIP = `10.244.${node.index}.${10 + p}`;
-    const gw = `10.244.${node.index}.1`;
+    const subnet = parseCIDR(node.subnet);
+    const podIP = nthAddress(subnet, 10 + p);
+    const gw = nthAddress(subnet, 1);
     const hostVeth = `${this.prefix}h${node.index}${String.fromCharCode(97 + p)}`;
     const mtu = String(this.podMtu());
     ip("link", "add", hostVeth, "netns", node.ns, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "netns", ns, "mtu", mtu);
-    ip("-n", ns, "addr", "add", `${podIP}/24`, "dev", "eth0");
+    ip("-n", ns, "addr", "add", `${podIP}/${subnet.len}`, "dev", "eth0");
     ip("-n", ns, "link", "set", "eth0", "up");
     ip("-n", ns, "route", "add", `${gw}/32`, "dev", "eth0", "scope", "link");
     ip("-n", ns, "route", "add", "default", "via", gw, "dev", "eth0");
     ip("-n", node.ns, "link", "set", hostVeth, "up");
     ip("-n", node.ns, "addr", "add", `${gw}/32`, "dev", hostVeth);
     ip("-n", node.ns, "route", "add", `${podIP}/32`, "dev", hostVeth);
-    this.pods.push({ ns, node: node.index, ip: podIP, hostVeth });
+    const pod = { ns, node: node.index, ip: podIP, hostVeth };
+    this.pods.push(pod);
+    return pod;
   }
 
   /** A Pod made by the node's agent through the real CNI front end, as a runtime calls it. */
@@ -202,13 +254,16 @@ export class Lab {
   }
 
   private async startAgents(): Promise<void> {
-    const weftNodes = this.mode === "mixed" ? [this.nodes[1]] : this.nodes;
+    const weftNodes = this.nodes.filter((n) => this.isWeft(n));
     const records = this.mode === "mixed"
       ? [{ nodeName: "kernel-node", publicIP: this.nodes[0].underlayIP, subnet: this.nodes[0].subnet, vtepMAC: this.nodes[0].vtepMAC, vni: 1 }]
       : [];
     writeFileSync(this.registryFile, JSON.stringify(records, null, 2));
     for (const n of weftNodes) this.startAgent(n);
     await Promise.all(weftNodes.map((n) => this.waitReady(n)));
+    if (this.opts.leased) {
+      for (const n of weftNodes) n.subnet = ((await callAgent(n.socket!, { op: "status" })) as { subnet: string }).subnet;
+    }
     if (this.mode === "mixed") {
       // The kernel node learns the weft node's VtepMAC the way flannel would: from its record.
       const weft = this.nodes[1];
@@ -227,7 +282,7 @@ export class Lab {
     const config = {
       nodeName: `node${n.index}`,
       clusterCIDR: CLUSTER,
-      subnet: n.subnet,
+      ...(!this.opts.leased && { subnet: n.subnet }),
       publicIP: n.underlayIP,
       port: this.port,
       vtepMAC: n.vtepMAC,
