@@ -23,8 +23,9 @@ export function parseSubnetKeyName(name: string): { subnet: string; subnetV6?: s
   if (!m) return undefined;
   try {
     const subnet = canonicalCidr(`${m[1]}/${m[2]}`, 4);
-    if (m[3] === undefined) return { subnet };
-    return { subnet, subnetV6: canonicalCidr(`${m[3]}/${m[4]}`, 6) };
+    const subnets = m[3] === undefined ? { subnet } : { subnet, subnetV6: canonicalCidr(`${m[3]}/${m[4]}`, 6) };
+    // Host bits set or a non-canonical IPv6 spelling: not a key flannel (or we) would write for that subnet.
+    return subnetKeyName(subnets) === name ? subnets : undefined;
   } catch {
     return undefined;
   }
