@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveVtepMAC } from "../../src/control/config.js";
+import { EtcdRegistry } from "../../src/control/registry/etcd.js";
 import { FileRegistry } from "../../src/control/registry/file.js";
 import { createRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
 import { captureLog, tempDir, waitFor } from "./fixtures-control/helpers.js";
@@ -177,14 +178,16 @@ describe("the lock", () => {
 });
 
 describe("createRegistry", () => {
-  const base = { nodeName: "node1" };
+  const base = { nodeName: "node1", publicIP: "10.0.0.1", clusterCIDR: "10.244.0.0/16", subnetLen: 24, vni: 1, port: 8472 };
   it("builds the file registry", () => {
     const r = createRegistry({ ...base, registry: { type: "file", path } }, captureLog().log);
     expect(r).toBeInstanceOf(FileRegistry);
   });
-  it("refuses etcd and kube as not implemented yet", () => {
-    expect(() => createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://a:2379"], prefix: "/weft" } }, captureLog().log))
-      .toThrow('registry.type "etcd" is not implemented yet');
+  it("makes an etcd registry for registry.type etcd (it connects on start)", () => {
+    const r = createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "/coreos.com/network", leaseTTL: 60 } }, captureLog().log);
+    expect(r).toBeInstanceOf(EtcdRegistry);
+  });
+  it("refuses kube as not implemented yet", () => {
     expect(() => createRegistry({ ...base, registry: { type: "kube" } }, captureLog().log)).toThrow('registry.type "kube" is not implemented yet');
   });
 });
