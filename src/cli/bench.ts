@@ -3,6 +3,7 @@
 import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
 import { runCniBench } from "../../bench/cni.js";
+import { runEtcdRegistryBench } from "../../bench/registry-etcd.js";
 import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
 import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
 
@@ -13,6 +14,7 @@ export interface BenchOptions {
   core: boolean;
   lpm: boolean;
   cni: boolean;
+  registryEtcd: boolean;
   modes?: string;
 }
 
@@ -47,5 +49,6 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     }
     await runCniBench({ outDir: out });
   }
+  if (opts.registryEtcd) await runEtcdRegistryBench({ outDir: out });
   return 0;
 }

@@ -5,7 +5,7 @@
 // etcd is back the leases are the same, one per node.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HUB_IP, Lab, type LabNode } from "../../src/lab/topology.js";
-import { EtcdCluster, etcdBinaries } from "./lib/etcd.js";
+import { EtcdCluster, etcdBinaries } from "../../src/lab/etcd.js";
 import { isRoot, ping, pollStatus, sleep, waitPing } from "./lib/traffic.js";
 
 const PREFIX = "/coreos.com/network";

@@ -9,7 +9,7 @@ import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HUB_IP, Lab, type LabNode } from "../../src/lab/topology.js";
-import { EtcdCluster, etcdBinaries } from "./lib/etcd.js";
+import { EtcdCluster, etcdBinaries } from "../../src/lab/etcd.js";
 import { isRoot, pollStatus, sleep, waitPing } from "./lib/traffic.js";
 
 const FLANNELD = join(process.env.WEFT_FLANNEL_BIN ?? "/var/cache/weft-tools/flannel-v0.28.10", "flanneld");

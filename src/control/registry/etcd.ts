@@ -332,6 +332,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
     this.leases = snapshot.leases;
     this.revision = snapshot.revision;
     this.refreshView();
+    this.options.log.info({ leases: snapshot.leases.size, revision: snapshot.revision }, "listed the leases again");
     this.checkOwnKey();
     this.watchFrom(this.revision + 1);
   }

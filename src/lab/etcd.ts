@@ -1,9 +1,9 @@
-// A real etcd for tests: 1 or 3 members, on loopback (free ports) or on an address inside a namespace the test made, each
+// A real etcd for tests and benchmarks: 1 or 3 members, on loopback (free ports) or on an address inside a namespace the test made, each
 // with a temporary data dir, optionally with TLS (a throwaway CA, server and client certificates made with openssl). The
 // cached 3.6 build is preferred, else Debian's etcd-server. stop() removes everything, and runs at process exit too.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -160,6 +160,11 @@ export class EtcdCluster {
     process.removeListener("exit", this.exitHook);
   }
 
+  /** Member i's client address. */
+  clientAddress(i: number): { host: string; port: number } {
+    return { host: this.host, port: this.members[i].clientPort };
+  }
+
   private clientURL(m: Member): string {
     return `${this.scheme}://${this.host}:${m.clientPort}`;
   }
@@ -167,6 +172,49 @@ export class EtcdCluster {
   private killAll(): void {
     for (const m of this.members) if (m.process && m.process.exitCode === null) m.process.kill("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A TCP relay on loopback in front of one etcd member: a client given `endpoint` instead of the member's can be cut off
+ * (every connection dropped, new ones refused) and let back, as a network partition would, while the cluster goes on.
+ */
+export class TcpRelay {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private port = 0;
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    this.port ||= await freePort();
+    const server = createServer((client) => {
+      const upstream = connect(this.target.port, this.target.host);
+      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+        this.sockets.add(a);
+        a.on("error", () => b.destroy());
+        a.on("close", () => {
+          this.sockets.delete(a);
+          b.destroy();
+        });
+        a.pipe(b);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
+    this.server = server;
+    return this;
+  }
+
+  /** Drops every connection and stops listening. */
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
 
