@@ -39,8 +39,9 @@ export namespace C {
   export const RX_L4_CHECKSUM_COMPLETED: i32 = 30;
   /** Not a drop: an unsegmented TSO packet (veth underlays pass GSO skbs across) handed on to the kernel as GSO. */
   export const RX_TCP_SUPER_IN: i32 = 31;
+  export const RX_DROP_EMPTY: i32 = 32;
 
-  export const COUNT: i32 = 32;
+  export const COUNT: i32 = 33;
 
   // Per-peer counters: PEER_FIELDS u64 per peer.
   export const PEER_TX_PACKETS: i32 = 0;

@@ -52,6 +52,11 @@ let groNextSeq: u32 = 0;
 let groSegments: u32 = 0;
 let groClosed: bool = false; // PSH seen, or a short segment: nothing may follow
 
+/** The pseudo-header sum of a TCP segment of `tcpLen` bytes (header included) in the packet at ip. */
+function tcpPseudo(ip: usize, v6: bool, tcpLen: u32): u64 {
+  return v6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
+}
+
 function flushGro(): void {
   if (gro == 0) return;
   const vh = gro;
@@ -72,8 +77,7 @@ function flushGro(): void {
     updateField16(ip + IPv4.CHECKSUM, oldWord, load<u16>(ip + IPv4.TOTAL_LEN));
   }
   // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
-  const ps = groV6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
-  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(ps));
+  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(tcpPseudo(ip, groV6, tcpLen)));
   VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
   const len = VnetHdr.LEN + groLen;
   add(C.RX_BYTES_OUT, len - load<u32>(groDesc + OutPkt.LENGTH));
@@ -217,31 +221,57 @@ function deliver(ip: usize, v6: bool, total: u32, verified: bool): bool {
 /**
  * A TCP packet larger than the MTU is a TSO super-packet that reached us unsegmented: a sender's kernel VXLAN over a veth
  * underlay hands the whole GSO skb across, and a UDP socket receives it as one datagram (no UDP_GRO cmsg: it is not a
- * UDP_L4 GSO skb). Its checksum field holds the pseudo-header sum. Passed on as what it is — a GSO packet the kernel
- * segments at the MTU — rather than as one oversized packet a veth would drop. False when it is not such a packet.
+ * UDP_L4 GSO skb). Returns its IP + TCP header length when it is one the kernel can segment at our MTU, else 0.
  */
-function deliverTcpSuper(ip: usize, v6: bool, total: u32): bool {
+function tcpSuperHeaderLen(ip: usize, v6: bool, total: u32): u32 {
   let l4: u32;
   if (v6) {
-    if (IPv6.nextHeader(ip) != IPv6.NH_TCP) return false;
+    if (IPv6.nextHeader(ip) != IPv6.NH_TCP) return 0;
     l4 = IPv6.HEADER_LEN;
   } else {
-    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.isFragment(ip)) return false;
+    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.isFragment(ip)) return 0;
     l4 = IPv4.headerLen(ip);
   }
-  if (l4 + Tcp.MIN_HEADER_LEN > total) return false;
+  if (l4 + Tcp.MIN_HEADER_LEN > total) return 0;
   const th = Tcp.headerLen(ip + l4);
   const hdrLen = l4 + th;
-  if (th < Tcp.MIN_HEADER_LEN || hdrLen >= total || hdrLen + 1 > Config.mtu) return false;
+  if (th < Tcp.MIN_HEADER_LEN || hdrLen >= total || hdrLen + 1 > Config.mtu) return 0;
+  return hdrLen;
+}
+
+/** Whether a TCP checksum field holds exactly the pseudo-header sum: a sender that left the checksum to offload. */
+function tcpChecksumPartial(ip: usize, v6: bool, total: u32): bool {
+  const l4: u32 = v6 ? IPv6.HEADER_LEN : IPv4.headerLen(ip);
+  return <u32>load<u16>(ip + l4 + Tcp.CHECKSUM) == fold(tcpPseudo(ip, v6, total - l4));
+}
+
+/**
+ * Passes a super-packet on as what it is — a GSO packet the kernel segments at the MTU — rather than as one oversized
+ * packet a veth would drop. NEEDS_CSUM has the kernel compute every segment's checksum afresh, so the caller sends only
+ * packets whose checksum was partial or verified: anything else would leave the kernel vouching for damaged bytes.
+ */
+function deliverTcpSuper(ip: usize, v6: bool, total: u32, hdrLen: u32): bool {
   flushGro();
-  const tcpLen = total - l4;
-  const ps = v6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_TCP, tcpLen) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_TCP, tcpLen);
-  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(ps));
+  const l4: u32 = v6 ? IPv6.HEADER_LEN : IPv4.headerLen(ip);
+  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(tcpPseudo(ip, v6, total - l4)));
   const vh = ip - VnetHdr.LEN;
   VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, v6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, hdrLen, Config.mtu - hdrLen, l4, <u32>Tcp.CHECKSUM);
   if (!describe(vh, VnetHdr.LEN + total)) return false;
   bump(C.RX_TCP_SUPER_IN);
   return true;
+}
+
+/**
+ * Delivers a validated inner packet. A super-packet takes the GSO path only when its checksum is partial or verifies;
+ * one that fails goes out like any packet with a bad checksum (counted by checkL4, no NEEDS_CSUM, no DATA_VALID), so
+ * the kernel checks it and drops it. The inner checksum may be the only check these bytes had: kernel VXLAN with
+ * noudpcsum sends IPv4 with a zero outer UDP checksum.
+ */
+function deliverInner(ip: usize, v6: bool, total: u32): bool {
+  const superHdr = Config.vnetHdr && total > Config.mtu ? tcpSuperHeaderLen(ip, v6, total) : 0;
+  if (superHdr == 0) return deliver(ip, v6, total, checkL4(ip, v6, total));
+  if (tcpChecksumPartial(ip, v6, total) || checkL4(ip, v6, total)) return deliverTcpSuper(ip, v6, total, superHdr);
+  return deliver(ip, v6, total, false);
 }
 
 /** Validates one datagram (docs/wire.md, ingress filter) and delivers its inner packet. Returns 0 or a drop counter id. */
@@ -271,8 +301,7 @@ function decapOne(d: usize, len: u32, peer: i32): i32 {
   } else {
     return C.RX_DROP_BAD_ETHERTYPE;
   }
-  const delivered = Config.vnetHdr && total > Config.mtu && deliverTcpSuper(ip, v6, total) ? true : deliver(ip, v6, total, checkL4(ip, v6, total));
-  if (!delivered) return C.RX_DROP_NO_SPACE;
+  if (!deliverInner(ip, v6, total)) return C.RX_DROP_NO_SPACE;
   bumpPeer(peer, C.PEER_RX_PACKETS, len);
   return 0;
 }
@@ -290,6 +319,12 @@ export function decap(count: u32): u32 {
     const desc = Layout.rxInDesc + <usize>m * RxMsg.STRIDE;
     const base = Layout.rxIn + <usize>m * SLOT_SIZE;
     const len = min(load<u32>(desc + RxMsg.LENGTH), <u32>SLOT_SIZE);
+    if (len == 0) {
+      // An empty datagram is a datagram received like any other: counted, so that received = passed + dropped.
+      bump(C.RX_DATAGRAMS_IN);
+      bump(C.RX_DROP_EMPTY);
+      continue;
+    }
     let seg = load<u32>(desc + RxMsg.SEG_SIZE);
     if (seg == 0 || seg > len) seg = len;
     const peer = peerByAddress(desc + RxMsg.SRC_ADDR);

@@ -40,6 +40,7 @@ export const COUNTER_NAMES = [
   "rx_drop_no_space",
   "rx_l4_checksum_completed",
   "rx_tcp_super_in",
+  "rx_drop_empty",
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;

@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCniService, type CniService } from "../../src/cni/service.js";
 import { hostVethName } from "../../src/cni/wiring.js";
-import { ip, ipJson } from "./lib/netns.js";
+import { ipJson } from "./lib/netns.js";
 import { NodeLab } from "./lib/node-lab.js";
 
 const CNI_DIR = "/usr/lib/cni";

@@ -1,10 +1,10 @@
 // The ingress filter (docs/wire.md) on a running agent: datagrams that reach node 1's VXLAN port but are garbage, carry the
-// wrong VNI, are cut short, or come from an address that is no peer are dropped and counted, and never reach a Pod; the
-// agent keeps forwarding afterwards.
+// wrong VNI, are cut short, are empty, or come from an address that is no peer are dropped and counted, and never reach a
+// Pod; the agent keeps forwarding afterwards. A damaged over-MTU TCP packet reaches the Pod only as one its kernel rejects.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lab } from "../../src/lab/topology.js";
-import { mulberry32, randomBytes } from "../helpers/packets.js";
-import { isRoot, nonZero, ping, pollStatus, sendDatagrams, settledStatus, vxlanIcmp, waitPing } from "./lib/traffic.js";
+import { buildTCP, buildVXLAN, mulberry32, randomBytes } from "../helpers/packets.js";
+import { isRoot, nonZero, ping, pollStatus, sendDatagrams, settledStatus, sleep, vxlanIcmp, waitPing } from "./lib/traffic.js";
 
 const STRANGER = "192.168.200.9";
 
@@ -76,5 +76,65 @@ describe.skipIf(!isRoot)("dataplane: ingress filter on a live agent", () => {
     // The agent keeps forwarding both ways.
     expect(ping(pod1.ns, pod2.ip, 3)).toBe(3);
     expect(ping(pod2.ns, pod1.ip, 3)).toBe(3);
+  });
+
+  it("hands an unsegmented over-MTU TCP packet with a bad checksum to the kernel unvouched, and the Pod's kernel drops it", async () => {
+    const [n1, n2] = lab.nodes;
+    const [pod1, pod2] = [lab.pod(1), lab.pod(2)];
+    /** The Pod's kernel's count of TCP segments it dropped for a bad checksum (Tcp InCsumErrors in /proc/net/snmp). */
+    const csumErrors = () => {
+      const tcp = lab.exec(pod1.ns, "cat", ["/proc/net/snmp"]).split("\n").filter((l) => l.startsWith("Tcp:"));
+      const [names, values] = tcp.map((l) => l.trim().split(/\s+/));
+      return Number(values[names.indexOf("InCsumErrors")]);
+    };
+    // One datagram carrying a 4000-byte TCP segment, as a kernel VXLAN sender over a veth underlay passes a GSO packet on
+    // (the underlay fragments and reassembles the datagram; weft receives it whole). DF is clear, so the node forwards the
+    // oversized packet to the Pod in fragments and the Pod's own TCP checks the checksum.
+    const superPacket = (corrupt: boolean) => {
+      const inner = buildTCP({ srcPort: 40123, dstPort: 9, seq: 1000, ack: 1, flags: 0x10, payload: new Uint8Array(4000).fill(0x5a) },
+        pod2.ip, pod1.ip, { df: false });
+      if (corrupt) inner[2000] ^= 0x01;
+      return buildVXLAN({ vni: 1, innerDstMac: n1.vtepMAC, innerSrcMac: n2.vtepMAC, inner });
+    };
+    const c0 = (await settledStatus(n1.socket!)).counters;
+    const delta = (s: { counters: Record<string, number> }, k: string) => (s.counters[k] ?? 0) - (c0[k] ?? 0);
+    const errors0 = csumErrors();
+
+    sendDatagrams(n2.ns, n1.underlayIP, lab.port, [superPacket(true)], n2.underlayIP);
+    const after = await pollStatus(n1.socket!, (s) => delta(s, "rx_passed") >= 1, "node1 to pass the damaged packet on");
+    expect({ bad: delta(after, "rx_l4_checksum_bad"), super: delta(after, "rx_tcp_super_in"), passed: delta(after, "rx_passed") },
+      JSON.stringify(nonZero(after.counters))).toEqual({ bad: 1, super: 0, passed: 1 });
+    for (let i = 0; i < 50 && csumErrors() === errors0; i++) await sleep(100);
+    expect(csumErrors() - errors0).toBe(1);
+
+    // Control: the same packet undamaged takes the GSO path and the Pod's kernel finds nothing wrong with it.
+    sendDatagrams(n2.ns, n1.underlayIP, lab.port, [superPacket(false)], n2.underlayIP);
+    const good = await pollStatus(n1.socket!, (s) => delta(s, "rx_tcp_super_in") >= 1, "node1 to pass the good packet as GSO");
+    expect(delta(good, "rx_l4_checksum_bad")).toBe(1);
+    expect(csumErrors() - errors0).toBe(1);
+  });
+
+  it("counts zero-length datagrams as received and dropped, so passed + dropped = received", async () => {
+    const [n1, n2] = lab.nodes;
+    const [pod1, pod2] = [lab.pod(1), lab.pod(2)];
+    const c0 = (await settledStatus(n1.socket!)).counters;
+    const good = vxlanIcmp({ vni: 1, dstMAC: n1.vtepMAC, srcMAC: n2.vtepMAC, src: pod2.ip, dst: pod1.ip, id: 50 });
+    const empty = new Uint8Array(0);
+    sendDatagrams(n2.ns, n1.underlayIP, lab.port, [empty, empty, good, empty], n2.underlayIP);
+    sendDatagrams(n2.ns, n1.underlayIP, lab.port, [empty, empty], STRANGER);
+
+    const delta = (s: { counters: Record<string, number> }, k: string) => (s.counters[k] ?? 0) - (c0[k] ?? 0);
+    const dropKeys = (c: Record<string, number>) => Object.keys(c).filter((k) => k.startsWith("rx_drop_"));
+    const after = await pollStatus(n1.socket!, (s) => delta(s, "rx_drop_empty") >= 5 && delta(s, "rx_passed") >= 1,
+      "node1 to count the empty datagrams");
+    expect({
+      datagrams_in: delta(after, "rx_datagrams_in"),
+      empty: delta(after, "rx_drop_empty"),
+      passed: delta(after, "rx_passed"),
+      dropped: dropKeys(after.counters).reduce((sum, k) => sum + delta(after, k), 0),
+    }, JSON.stringify(nonZero(after.counters))).toEqual({ datagrams_in: 6, empty: 5, passed: 1, dropped: 5 });
+    // And over the agent's whole life, not only our packets.
+    const c = after.counters;
+    expect(c.rx_datagrams_in).toBe(c.rx_passed + dropKeys(c).reduce((sum, k) => sum + c[k], 0));
   });
 });

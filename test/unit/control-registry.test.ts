@@ -1,7 +1,7 @@
 // The file registry: upserts under a lock from many instances and many processes, hand-written records kept, bad records
 // and bad files reported without losing state, and watch events for changes made by others.
 import { fork, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import { deriveVtepMAC } from "../../src/control/config.js";
 import { EtcdRegistry } from "../../src/control/registry/etcd.js";
 import { FileRegistry } from "../../src/control/registry/file.js";
 import { createRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
+import { TS_EXEC_ARGV } from "../helpers/ts-child.js";
 import { captureLog, tempDir, waitFor } from "./fixtures-control/helpers.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -194,18 +195,7 @@ describe("createRegistry", () => {
 
 // ---- real processes ---------------------------------------------------------------------------------------------------
 
-const CHILD = join(ROOT, "test/unit/fixtures-control/registry-child.mjs");
-const BUILT = ["registry/file.js", "registry/lock.js", "registry/record.js", "lease.js", "config.js", "log.js", "atomic-file.js"];
-
-function distProblem(): string | undefined {
-  for (const f of BUILT) {
-    const built = join(ROOT, "dist/src/control", f);
-    const source = join(ROOT, "src/control", f.replace(/\.js$/, ".ts"));
-    if (!existsSync(built)) return `${built} is missing`;
-    if (statSync(built).mtimeMs < statSync(source).mtimeMs) return `${built} is older than its source`;
-  }
-  return undefined;
-}
+const CHILD = join(ROOT, "test/unit/fixtures-control/registry-child.ts");
 
 interface ChildResult {
   ok: boolean;
@@ -216,7 +206,7 @@ interface ChildResult {
 /** Forks `count` children, lets them all get ready, then starts them together. */
 async function raceChildren(mode: "upsert" | "lease", registryPath: string, count: number, stateRoot: string): Promise<ChildResult[]> {
   const children = Array.from({ length: count }, (_, i) =>
-    fork(CHILD, [mode, registryPath, `proc${i + 1}`, String(i), join(stateRoot, `state${i + 1}`)], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    fork(CHILD, [mode, registryPath, `proc${i + 1}`, String(i), join(stateRoot, `state${i + 1}`)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: TS_EXEC_ARGV }));
   const ready = children.map((c) => new Promise<void>((res, rej) => {
     c.once("message", () => res());
     c.once("exit", (code) => rej(new Error(`child exited early with ${code}`)));
@@ -243,10 +233,7 @@ function readContinuously(file: string): { stop: () => { reads: number; torn: st
   return { stop: () => (clearInterval(timer), { reads, torn }) };
 }
 
-const problem = distProblem();
-if (problem) console.warn(`weft: skipping the cross-process registry tests: ${problem} (run 'npx tsc -p tsconfig.json')`);
-
-describe.skipIf(problem !== undefined)("across processes (built dist/)", () => {
+describe("across processes", () => {
   it("keeps every record when 8 processes upsert at once, and readers never see torn JSON", async () => {
     writeFileSync(path, JSON.stringify([KERNEL_NODE]));
     const reader = readContinuously(path);
@@ -259,7 +246,7 @@ describe.skipIf(problem !== undefined)("across processes (built dist/)", () => {
     expect(entries).toHaveLength(9);
     expect(entries[0]).toEqual(KERNEL_NODE);
     expect(entries.map((e) => e.nodeName).sort()).toEqual(["flannel-node", ...Array.from({ length: 8 }, (_, i) => `proc${i + 1}`)].sort());
-  }, 30_000);
+  });
 
   it("gives 8 racing agents 8 distinct subnets", async () => {
     const results = await raceChildren("lease", path, 8, tmp.dir);
@@ -268,5 +255,5 @@ describe.skipIf(problem !== undefined)("across processes (built dist/)", () => {
     expect(new Set(subnets).size).toBe(8);
     expect(new Set(subnets)).toEqual(new Set(Array.from({ length: 8 }, (_, i) => `10.244.${i + 1}.0/24`)));
     expect((fileEntries() as NodeRecord[]).map((e) => e.subnet).sort()).toEqual([...subnets].sort());
-  }, 30_000);
+  });
 });

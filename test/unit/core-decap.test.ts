@@ -215,6 +215,49 @@ describe("decap: unfinished checksums (CHECKSUM_PARTIAL senders over a veth unde
     expect(rx.counters().rx_tcp_super_in).toBe(1);
   });
 
+  // Kernel VXLAN over IPv4 sends an outer UDP checksum of zero: the inner TCP checksum is all that guards these bytes, and
+  // a GSO packet with NEEDS_CSUM would have the kernel write a fresh, valid checksum over whatever arrived.
+  for (const [src, dst] of [[POD1, POD2], [POD1_6, POD2_6]]) {
+    const family = src.includes(":") ? 6 : 4;
+    const l3 = family === 6 ? 40 : 20;
+    const superPacket = () =>
+      buildTCP({ srcPort: 5, dstPort: 7000, seq: 9, ack: 1, flags: 0x10, payload: new Uint8Array(5000).map((_, i) => i & 0xff) }, src, dst);
+
+    it(`takes the GSO path for an unsegmented TSO packet whose full checksum verifies (IPv${family})`, () => {
+      const { rx } = pair(true);
+      const sup = superPacket();
+      expect(l4ChecksumOk(sup)).toBe(true);
+      expect(rx.decapMessages([{ data: vxlanTo2(sup), source: NODE1.underlay }])).toBe(1);
+      const out = rx.rxPacket(0);
+      expect([out[0], out[1]]).toEqual([1, family === 6 ? 4 : 1]); // NEEDS_CSUM, GSO_TCPV4/6
+      expect(le16(out, 4)).toBe(1450 - l3 - 20);
+      expect(Buffer.compare(completeChecksum(out), sup)).toBe(0);
+      expect(rx.counters().rx_tcp_super_in).toBe(1);
+    });
+
+    it(`passes an unsegmented TSO packet whose checksum is wrong without NEEDS_CSUM, unchanged, and counts it (IPv${family})`, () => {
+      const { rx } = pair(true);
+      // Bytes damaged under a full checksum, and a field that is neither the checksum nor the pseudo-header sum. (Damage
+      // under a partial checksum cannot be seen by anyone: the sender never summed the bytes.)
+      const damagedBytes = superPacket();
+      damagedBytes[3000] ^= 0x04;
+      const damagedField = unfinished(superPacket(), 16);
+      damagedField[l3 + 16] ^= 0x01;
+      const sent = [damagedBytes, damagedField];
+      expect(rx.decapMessages(sent.map((p) => ({ data: vxlanTo2(p), source: NODE1.underlay })))).toBe(2);
+      sent.forEach((packet, i) => {
+        const out = rx.rxPacket(i);
+        expect(Array.from(out.subarray(0, 10))).toEqual(Array(10).fill(0)); // no NEEDS_CSUM, no DATA_VALID, no GSO
+        expect(Buffer.compare(out.subarray(10), packet)).toBe(0); // the bad checksum stays for the kernel to find
+      });
+      const c = rx.counters();
+      expect(c.rx_l4_checksum_bad).toBe(2);
+      expect(c.rx_tcp_super_in).toBe(0);
+      expect(c.rx_passed).toBe(2);
+      expectRxAccounted(c);
+    });
+  }
+
   it("leaves a checksum that is simply wrong alone, and counts it", () => {
     const { rx } = pair(false);
     const syn = buildTCP({ srcPort: 5, dstPort: 7000, seq: 1, ack: 0, flags: 0x02, payload: new Uint8Array(0) }, POD1, POD2);
@@ -281,6 +324,19 @@ describe("decap: ingress filter (docs/wire.md)", () => {
   it("refuses two peers with one underlay address", () => {
     const { rx } = pair(false);
     expect(() => rx.setPeer(3, { address: NODE1.underlay, vtepMAC: "02:00:00:00:00:03" })).toThrow(/already has underlay address/);
+  });
+
+  it("counts a zero-length datagram, alone or among others, as received and dropped", () => {
+    const { rx } = pair(false);
+    const good = vxlanTo2(buildUDP({ srcPort: 1, dstPort: 2, payload: new Uint8Array(8) }, POD1, POD2));
+    const empty = new Uint8Array(0);
+    const n = rx.decapMessages([empty, good, empty, empty].map((data) => ({ data, source: NODE1.underlay })));
+    expect(n).toBe(1);
+    const c = rx.counters();
+    expect(c.rx_datagrams_in).toBe(4);
+    expect(c.rx_drop_empty).toBe(3);
+    expect(c.rx_passed).toBe(1);
+    expectRxAccounted(c);
   });
 
   it("tolerates link padding after the inner packet and strips it", () => {

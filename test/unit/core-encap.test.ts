@@ -1,6 +1,6 @@
 // TX path of the core: inner packets → VXLAN datagrams grouped for UDP_SEGMENT, TSO/USO split, filters, ICMP too-big.
 import { describe, expect, it } from "vitest";
-import { buildIPv4, buildIPv6, buildTCP, buildUDP, l4ChecksumOk, ipv4HeaderChecksumOk, parseTCP, virtioNetHdr } from "../helpers/packets.js";
+import { buildIPv4, buildTCP, buildUDP, l4ChecksumOk, ipv4HeaderChecksumOk, parseTCP, virtioNetHdr } from "../helpers/packets.js";
 import { NODE1, NODE2, datagramsOf, makeCore, sumCounters } from "../helpers/nodes.js";
 
 const POD1 = "10.244.1.10";

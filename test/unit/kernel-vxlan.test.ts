@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { NODE1, NODE2, datagramsOf, makeCore } from "../helpers/nodes.js";
-import { parseTCP } from "../helpers/packets.js";
+import { concat, fillL4Checksum, internetChecksum, l4ChecksumOk, onesComplementSum, parseTCP } from "../helpers/packets.js";
 
 interface Fixture {
   name: string;
@@ -20,6 +20,32 @@ const fixtures: Fixture[] = JSON.parse(readFileSync(new URL("../fixtures/kernel-
 const frame = (f: Fixture) => Buffer.from(f.hex, "hex");
 const vxlanPayload = (f: Fixture) => frame(f).subarray(f.udpPayloadOffset);
 const innerPacket = (f: Fixture) => frame(f).subarray(f.innerIpOffset);
+
+/**
+ * What a kernel VXLAN sender over a veth underlay hands across unsegmented: the kernel's own VXLAN, Ethernet, IPv4 and TCP
+ * headers of the first of its consecutive segments, carrying all their payloads in one over-MTU packet, the TCP checksum
+ * field holding the pseudo-header sum (CHECKSUM_PARTIAL, never finished by a NIC).
+ */
+function kernelSuperPacket(segs: Fixture[]): { datagram: Uint8Array; inner: Uint8Array; payload: Uint8Array } {
+  const tcp = segs.map((f) => parseTCP(innerPacket(f)));
+  for (let i = 1; i < tcp.length; i++) expect(tcp[i].seq).toBe(tcp[i - 1].seq + tcp[i - 1].payload.length);
+  const first = innerPacket(segs[0]);
+  const headers = first.length - tcp[0].payload.length;
+  const payload = concat(...tcp.map((t) => t.payload));
+  const inner = concat(first.subarray(0, headers), payload);
+  inner[2] = inner.length >> 8;
+  inner[3] = inner.length & 0xff;
+  inner[10] = inner[11] = 0;
+  const ipSum = internetChecksum(inner.subarray(0, 20));
+  inner[10] = ipSum >> 8;
+  inner[11] = ipSum & 0xff;
+  const tcpLen = inner.length - 20;
+  const partial = onesComplementSum(concat(inner.subarray(12, 20), Uint8Array.of(0, 6, tcpLen >> 8, tcpLen & 0xff)));
+  inner[20 + 16] = partial >> 8;
+  inner[20 + 17] = partial & 0xff;
+  const outerHeaders = vxlanPayload(segs[0]).subarray(0, segs[0].innerIpOffset - segs[0].udpPayloadOffset);
+  return { datagram: concat(outerHeaders, inner), inner, payload };
+}
 
 /** Cores for the receiving and sending node of a fixture, with the peer at the fixture's underlay address. */
 function coresFor(f: Fixture, vnetHdr: boolean) {
@@ -60,6 +86,31 @@ describe("kernel VXLAN fixtures", () => {
     const out = rx.rxPacket(0);
     expect(Array.from(out.subarray(0, 10))).toEqual([2, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // DATA_VALID, GSO_NONE
     expect(Buffer.compare(out.subarray(10), innerPacket(f))).toBe(0);
+  });
+
+  it("passes the kernel's unsegmented over-MTU TCP on as GSO only when its checksum is partial or verifies", () => {
+    const segs = fixtures.filter((x) => /^tcp-v4-data-a2b-\d$/.test(x.name));
+    expect(segs.length).toBeGreaterThanOrEqual(2);
+    const { datagram, inner, payload } = kernelSuperPacket(segs);
+    expect(inner.length).toBeGreaterThan(1450);
+    const verified = concat(datagram.subarray(0, 22), fillL4Checksum(inner.slice()));
+    const damaged = verified.slice();
+    damaged[22 + 1000] ^= 0x20; // a flipped bit in the payload under a full checksum
+    const { rx } = coresFor(segs[0], true);
+    const n = rx.decapMessages([datagram, verified, damaged].map((data) => ({ data, source: segs[0].outer.src })));
+    expect(n).toBe(3);
+    for (const k of [0, 1]) {
+      const out = rx.rxPacket(k);
+      expect([out[0], out[1]]).toEqual([1, 1]); // NEEDS_CSUM, GSO_TCPV4: the kernel cuts it at the MTU and sums each segment
+      expect(out.length).toBe(10 + inner.length);
+      expect(Buffer.compare(parseTCP(out.subarray(10)).payload, payload)).toBe(0);
+    }
+    const bad = rx.rxPacket(2);
+    expect(Array.from(bad.subarray(0, 10))).toEqual(Array(10).fill(0)); // left for the kernel to verify, and drop
+    expect(Buffer.compare(bad.subarray(10), damaged.subarray(22))).toBe(0);
+    expect(l4ChecksumOk(bad.subarray(10))).toBe(false);
+    const c = rx.counters();
+    expect([c.rx_tcp_super_in, c.rx_l4_checksum_bad, c.rx_passed]).toEqual([2, 1, 3]);
   });
 
   it("coalesces the kernel's consecutive TCP segments of one flow into one super-packet (GRO)", () => {

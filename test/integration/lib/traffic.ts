@@ -2,6 +2,7 @@
 // namespaces (so the kernel's own stacks are the endpoints and TSO/GSO happen as they would for a Pod), SHA-256 on both ends,
 // ping, raw datagrams for the ingress filter, and polling of an agent's status.
 import { spawn, type ChildProcess } from "node:child_process";
+import type { AgentStatus } from "../../../src/agent/agent.js";
 import { callAgent } from "../../../src/control/api-server.js";
 import { sh } from "../../../src/lab/topology.js";
 
@@ -306,29 +307,8 @@ export async function waitPing(ns: string, dst: string, timeoutMs = 10_000): Pro
 
 // ---- agent status --------------------------------------------------------------------------------------------------------
 
-export interface PeerStatus {
-  nodeName: string;
-  address: string;
-  subnet?: string;
-  subnetV6?: string;
-  live: boolean;
-  txPackets: number;
-  rxPackets: number;
-  txBytes: number;
-  rxBytes: number;
-}
-
-export interface Status {
-  ready: boolean;
-  nodeName: string;
-  subnet: string;
-  subnetV6?: string;
-  vtepMAC: string;
-  device: string;
-  mtu: number;
-  peers: PeerStatus[];
-  counters: Record<string, number>;
-}
+/** The agent's own status type: the test suite reads what the agent answers, not a copy that could drift from it. */
+export type Status = AgentStatus;
 
 export const status = (socket: string) => callAgent(socket, { op: "status" }, 5000) as Promise<Status>;
 

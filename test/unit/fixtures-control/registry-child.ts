@@ -1,10 +1,11 @@
 // One agent's registry work in its own process, for the cross-process concurrency tests. Implements nothing itself: it
-// uses the built modules under dist/. Protocol: sends {ready}, waits for any message, does its work, sends the result.
+// runs the sources under src/ (forked with TS_EXEC_ARGV from test/helpers/ts-child.ts). Protocol: sends {ready}, waits for
+// any message, does its work, sends the result.
 // argv: mode ("upsert" | "lease"), registry file, nodeName, index, stateDir
-import { FileRegistry } from "../../../dist/src/control/registry/file.js";
-import { acquireLease } from "../../../dist/src/control/lease.js";
-import { deriveVtepMAC } from "../../../dist/src/control/config.js";
-import { createLogger } from "../../../dist/src/control/log.js";
+import { FileRegistry } from "../../../src/control/registry/file.js";
+import { acquireLease } from "../../../src/control/lease.js";
+import { deriveVtepMAC } from "../../../src/control/config.js";
+import { createLogger } from "../../../src/control/log.js";
 
 const [mode, path, nodeName, index, stateDir] = process.argv.slice(2);
 const log = createLogger({ level: "warn", name: nodeName });
@@ -23,10 +24,13 @@ async function work() {
   return acquireLease(config, registry);
 }
 
+// Forked with an IPC channel: send is always there.
+const send = (message: unknown, then?: () => void) => process.send!(message, undefined, undefined, then);
+
 process.once("message", () => {
   work().then(
-    (record) => process.send({ ok: true, record }, () => process.exit(0)),
-    (err) => process.send({ ok: false, error: String(err?.message ?? err) }, () => process.exit(1)),
+    (record) => send({ ok: true, record }, () => process.exit(0)),
+    (err: unknown) => send({ ok: false, error: err instanceof Error ? err.message : String(err) }, () => process.exit(1)),
   );
 });
-process.send({ ready: true });
+send({ ready: true });
