@@ -132,7 +132,7 @@ describe.skipIf(!hasEtcd)("etcd registry: one member", () => {
     expect(subnets(etcd)).toEqual(["10.244.1.0-24", "10.244.2.0-24"]);
   });
 
-  it("peers: listed at start without events, watched after; a re-list that changes nothing emits nothing", async () => {
+  it("peers: listed at start without events, then watched: a flannel lease added, changed, removed; a bad value skipped", async () => {
     const a = await join_(agentConfig(etcd, 1));
     const b = await join_(agentConfig(etcd, 2));
     await waitFor("node1 to see node2", () => a.node.events.includes("added 10.244.2.0-24"));
@@ -192,7 +192,7 @@ describe.skipIf(!hasEtcd)("etcd registry: three members", () => {
 
   it("leases, keepalives and watches go on with a member killed", async () => {
     const a = await join_(agentConfig(etcd, 1, { leaseTTL: 3 }));
-    const b = await join_(agentConfig(etcd, 2, { leaseTTL: 3 }));
+    await join_(agentConfig(etcd, 2, { leaseTTL: 3 }));
     await waitFor("node1 to see node2", () => a.node.events.includes("added 10.244.2.0-24"));
     await etcd.stopMember(0);
     const c = await join_(agentConfig(etcd, 3, { leaseTTL: 3 }));
@@ -206,7 +206,7 @@ describe.skipIf(!hasEtcd)("etcd registry: three members", () => {
     await etcd.waitHealthy();
   });
 
-  it("a watch that resumes past a compaction lists again: what changed meanwhile arrives, nothing else", async () => {
+  it("a watch that resumes past a compaction lists again: what changed meanwhile arrives, nothing else; an idle re-list emits nothing", async () => {
     etcd.ctl("del", "--prefix", "/");
     const flannel = (ip: string) => JSON.stringify({ PublicIP: ip, PublicIPv6: null, BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: "9a:1b:2c:3d:4e:5f" } });
     etcd.ctl("put", `${PREFIX}/subnets/10.244.7.0-24`, flannel("192.0.2.70"));
@@ -227,6 +227,18 @@ describe.skipIf(!hasEtcd)("etcd registry: three members", () => {
       expect(logged(a.node, "canceled the watch")).toBe(true);
       expect(a.node.events.slice(before)).toEqual(["removed 10.244.7.0-24", "added 10.244.9.0-24"]);
       expect(a.node.registry.list().map((r) => r.nodeName).sort()).toEqual(["10.244.8.0-24", "10.244.9.0-24", "node1"]);
+
+      const relists = () => a.node.captured.lines.filter((l) => l.msg === "listed the leases again").length;
+      const [listed, emitted] = [relists(), a.node.events.length];
+      await relay.cut();
+      await waitFor("node1 to notice again", () => a.node.captured.lines.filter((l) => l.msg?.toString().startsWith("etcd watch broke")).length >= 2, 15_000);
+      // Writes outside the leases only, so that the compaction reaches past the revision the watch resumes from.
+      etcd.ctl("put", "/unrelated", "1");
+      etcd.ctl("put", "/unrelated", "2");
+      etcd.ctl("compact", /"revision":(\d+)/.exec(etcd.ctl("get", "/", "-w", "json"))![1]);
+      await relay.start();
+      await waitFor("node1 to list again, idle", () => relists() > listed, 30_000);
+      expect(a.node.events.length).toBe(emitted);
     } finally {
       await relay.cut();
     }

@@ -241,11 +241,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
     let ownNamed = false;
     for (const [name, lease] of this.leases) {
       if (!lease.record) {
-        const note = `${name}@${lease.modRevision}`;
-        if (!this.warned.has(note)) {
-          this.warned.add(note);
-          this.options.log.warn({ key: this.subnetsPrefix + name, problem: lease.problem }, "skipping a lease that cannot be a peer");
-        }
+        this.warnUnusable(name, lease);
         continue;
       }
       const ours: boolean = !ownNamed && this.isOwnKey(name, lease);
@@ -268,6 +264,38 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
     for (const [name, record] of this.view) if (!previous.has(name)) this.emit("added", record);
   }
 
+  /**
+   * Applies changed keys to the view without touching the rest (a watch event costs O(1), not O(leases)), emitting
+   * removed, changed, added. Once our own key is known, a key's name no longer depends on the other keys.
+   */
+  private updateView(keys: Set<string>): void {
+    const removed: NodeRecord[] = [];
+    const changed: [NodeRecord, NodeRecord][] = [];
+    const added: NodeRecord[] = [];
+    for (const key of keys) {
+      const nodeName = key === this.own?.keyName ? this.options.nodeName : key;
+      const old = this.view.get(nodeName);
+      const lease = this.leases.get(key);
+      if (lease && !lease.record) this.warnUnusable(key, lease);
+      const next = lease?.record ? { ...lease.record, nodeName } : undefined;
+      if (next) this.view.set(nodeName, next);
+      else this.view.delete(nodeName);
+      if (old && !next) removed.push(old);
+      else if (old && next && !sameRecord(old, next)) changed.push([next, old]);
+      else if (!old && next) added.push(next);
+    }
+    for (const r of removed) this.emit("removed", r);
+    for (const [r, old] of changed) this.emit("changed", r, old);
+    for (const r of added) this.emit("added", r);
+  }
+
+  private warnUnusable(key: string, lease: StoredLease): void {
+    const note = `${key}@${lease.modRevision}`;
+    if (this.warned.has(note)) return;
+    this.warned.add(note);
+    this.options.log.warn({ key: this.subnetsPrefix + key, problem: lease.problem }, "skipping a lease that cannot be a peer");
+  }
+
   private watchFrom(startRevision: number): void {
     if (this.closed) return;
     const watcher = this.connected().watch().prefix(this.subnetsPrefix).startRevision(String(startRevision)).watcher();
@@ -283,6 +311,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
         this.revision = Math.max(this.revision, Number(response.header.revision));
         return;
       }
+      const changed = new Set<string>();
       for (const event of events) {
         const name = event.kv.key.toString().slice(this.subnetsPrefix.length);
         const modRevision = Number(event.kv.mod_revision);
@@ -291,8 +320,10 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
         if (event.type === "Delete") this.leases.delete(name);
         else this.leases.set(name, this.parseStored(name, event.kv.value.toString(), modRevision));
         this.revision = Math.max(this.revision, modRevision);
+        changed.add(name);
       }
-      this.refreshView();
+      if (this.own) this.updateView(changed);
+      else this.refreshView();
       this.checkOwnKey();
     });
     watcher.on("disconnected", (err: Error) => this.rewatch(watcher, "disconnected", err));
