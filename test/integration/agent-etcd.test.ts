@@ -2,7 +2,8 @@
 // namespace that runs a real 3-member etcd: agents started at once lease distinct subnets and every Pod reaches every Pod;
 // an agent killed with SIGKILL is dropped by its peers once its short lease expires and takes its subnet back when it
 // returns; with an etcd member killed leases and watches go on; with all of etcd stopped traffic keeps flowing, and when
-// etcd is back the leases are the same, one per node.
+// etcd is back the leases are the same, one per node; an agent whose key another node takes stops.
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HUB_IP, Lab, type LabNode } from "../../src/lab/topology.js";
 import { EtcdCluster, etcdBinaries } from "../../src/lab/etcd.js";
@@ -79,5 +80,14 @@ describe.skipIf(!isRoot || !etcdBinaries())("agents on the etcd registry", () =>
     expect(leases()).toEqual(before);
     for (const n of lab.nodes) expect((await peerNames(n)).length).toBe(2);
     await everyPodReachesEveryPod();
+  });
+
+  it("an agent whose subnet key another node takes stops with exit code 1 instead of sharing the subnet", async () => {
+    const n3 = lab.nodes[2];
+    const key = `${PREFIX}/subnets/${n3.subnet.replace("/", "-")}`;
+    const exited = new Promise<number | null>((resolve) => n3.agent!.once("exit", (code) => resolve(code)));
+    etcd!.ctl("put", key, JSON.stringify({ PublicIP: "192.168.200.99", PublicIPv6: null, BackendType: "vxlan", BackendData: { VNI: 1, VtepMAC: "9a:1b:2c:3d:4e:5f" } }));
+    expect(await exited).toBe(1);
+    expect(readFileSync(n3.logFile!, "utf8")).toMatch(/our subnet lease .* is lost: another node \(publicIP 192\.168\.200\.99\)/);
   });
 });
