@@ -11,15 +11,15 @@
 // failures are logged, and our key is taken back when etcd returns. Our subnet is only ever taken by a create-if-absent
 // transaction, so two nodes never hold one subnet; if another node holds our key when we come back, we report `lost`.
 import { EventEmitter } from "node:events";
-import { readFileSync } from "node:fs";
-import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Watcher } from "etcd3";
+import { Etcd3, type Watcher } from "etcd3";
 import type { Logger } from "pino";
 import type { EtcdRegistryConfig } from "../config.js";
+import { clientOptions, RESUME_BACKOFF_MS, sleep, untilReachable } from "./etcd-client.js";
 import {
   checkNetworkConfig, leaseValueFor, type NetworkWanted, networkConfigFor, parseLease, parseSubnetKeyName, subnetKeyName,
 } from "./flannel.js";
-import { type NodeRecord, type Registry, type RegistryEvents, parseNodeRecord, RecordError, sameRecord } from "./record.js";
 import { KeepAlive } from "./etcd-keepalive.js";
+import { type NodeRecord, type Registry, type RegistryEvents, parseNodeRecord, RecordError, sameRecord } from "./record.js";
 
 export interface EtcdRegistryOptions {
   config: EtcdRegistryConfig;
@@ -49,7 +49,6 @@ interface Snapshot {
 }
 
 const CLAIM_ATTEMPTS = 20;
-const RESUME_BACKOFF_MS = [200, 500, 1000, 2000, 5000];
 
 export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Registry {
   private client?: Etcd3;
@@ -66,6 +65,9 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
   /** The key name (`10.244.3.0-24`) of our lease and the record in it, once claimed. */
   private own?: { keyName: string; record: NodeRecord };
   private closed = false;
+  /** A retake of our key is under way (keepalive and watch may both ask for one). */
+  private retaking = false;
+  /** `<key>@<modRevision>` of unusable values already warned about. */
   private readonly warned = new Set<string>();
 
   constructor(private readonly options: EtcdRegistryOptions) {
@@ -77,7 +79,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
 
   async start(): Promise<void> {
     this.client = new Etcd3(clientOptions(this.options.config, this.options.callTimeoutMs ?? 5000));
-    const snapshot = await this.untilReachable(async () => {
+    const snapshot = await untilReachable(this.options.config.endpoints, this.options.startTimeoutMs ?? 60_000, this.options.log, async () => {
       await this.ensureNetworkConfig();
       return this.listLeases();
     });
@@ -376,8 +378,6 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
     else if (stored.record?.publicIP !== this.options.publicIP) this.lose(`another node (publicIP ${stored.record?.publicIP ?? "unknown"}) now holds our subnet key`);
   }
 
-  private retaking = false;
-
   /** Stores our record again under a fresh etcd lease, only where nobody else took the key meanwhile. */
   private async retakeOwnKey(why: string): Promise<void> {
     if (!this.own || this.retaking || this.closed) return;
@@ -423,48 +423,4 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
     this.options.log.error({ subnet, reason: why }, "our subnet lease is lost");
     this.emit("lost", new Error(`our subnet lease ${subnet} is lost: ${why}; a restart leases a subnet again`));
   }
-
-  /** Runs `attempt` until it succeeds, etcd refuses our config, or startTimeoutMs passes; says what it waits for. */
-  private async untilReachable<T>(attempt: () => Promise<T>): Promise<T> {
-    const timeoutMs = this.options.startTimeoutMs ?? 60_000;
-    const deadline = Date.now() + timeoutMs;
-    for (let failures = 0; ; failures++) {
-      try {
-        return await attempt();
-      } catch (err) {
-        if (!isUnreachable(err)) throw err;
-        if (Date.now() > deadline) {
-          throw new Error(`etcd at ${this.options.config.endpoints.join(", ")} unreachable for ${timeoutMs / 1000} s: ${(err as Error).message}`);
-        }
-        if (failures === 0) this.options.log.warn({ endpoints: this.options.config.endpoints, err: (err as Error).message }, "etcd unreachable; waiting");
-        await sleep(RESUME_BACKOFF_MS[Math.min(failures, RESUME_BACKOFF_MS.length - 1)]);
-      }
-    }
-  }
-}
-
-function isUnreachable(err: unknown): boolean {
-  return !(err instanceof Error && err.name === "ConfigError") && !(err instanceof EtcdLeaseInvalidError);
-}
-
-function clientOptions(config: EtcdRegistryConfig, callTimeoutMs: number): IOptions {
-  const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path));
-  const tls = config.caFile !== undefined || config.certFile !== undefined;
-  return {
-    hosts: config.endpoints,
-    ...(tls && {
-      credentials: {
-        rootCertificate: read(config.caFile) as Buffer,
-        privateKey: read(config.keyFile),
-        certChain: read(config.certFile),
-      },
-    }),
-    dialTimeout: callTimeoutMs,
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
-    grpcOptions: { "grpc.max_receive_message_length": 256 * 1024 * 1024 },
-  };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
