@@ -4,7 +4,7 @@
 // and the weft agents see each other as peers, and Pods reach Pods in both directions. flanneld runs inside its node's
 // namespace only (its vxlan device, routes, neighbours and iptables rules stay there), with its subnet file in the lab's
 // temp dir and no forward or masquerade rules.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -92,5 +92,11 @@ describe.skipIf(why !== "")("a flanneld node and weft nodes in one etcd cluster"
 
   it("Pods reach Pods both ways between the flanneld node and the weft nodes", async () => {
     for (const from of lab.pods) for (const to of lab.pods) if (from !== to) await waitPing(from.ns, to.ip, 20_000);
+  });
+
+  it("flanneld touched nothing outside its node's namespace", () => {
+    expect(execFileSync("ip", ["-br", "link", "show"], { encoding: "utf8" })).not.toMatch(/^flannel\./m);
+    expect(execFileSync("iptables-save", { encoding: "utf8" })).not.toMatch(/FLANNEL/);
+    expect(readFileSync(subnetFile, "utf8")).toMatch(/^FLANNEL_NETWORK=10\.244\.0\.0\/16$/m);
   });
 });
