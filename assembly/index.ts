@@ -11,7 +11,7 @@ import { inspectPacket } from "./engine/inspect";
 export * from "./lpm/exports";
 export { encap } from "./engine/encap";
 export { decap } from "./engine/decap";
-export { peerSet, peerRemove, peerCount } from "./engine/peers";
+export { peerSet, peerRemove, peerCount, peersApply, peerOpsAt } from "./engine/peers";
 
 const ABI_VERSION: u32 = 1;
 let scratch: usize = 0;

@@ -191,7 +191,7 @@ export async function runCniBench(opts: { pods?: number; outDir?: string; quiet?
     return result;
   } finally {
     await Promise.all(services.map((s) => s.close()));
-    await new Promise<void>((res) => (api ? api.close(() => res()) : res()));
+    await api?.close();
     ns.cleanup();
     rmSync(work, { recursive: true, force: true });
   }

@@ -14,8 +14,26 @@ export namespace Peer {
   export const IN_USE: u8 = 1;
 }
 
+/**
+ * One staged change for peersApply, written by the control side: set (address, MAC; optionally zero the counters, for a
+ * node new at this index) or remove.
+ */
+export namespace PeerOp {
+  export const INDEX: usize = 0;
+  export const KIND: usize = 4;
+  export const RESET_COUNTERS: usize = 5;
+  export const ADDR: usize = 8;
+  export const MAC: usize = 24;
+  export const STRIDE: usize = 32;
+
+  export const SET: u8 = 1;
+  export const REMOVE: u8 = 2;
+}
+
 let table: usize = 0;
 let maxPeers: u32 = 0;
+/** Room for one op per peer: an update never holds more than one per index. */
+let ops: usize = 0;
 // Open addressing, linear probing; slots hold index + 1 (0 = empty). Twice the peers, a power of two.
 let hash: usize = 0;
 let hashMask: u32 = 0;
@@ -29,6 +47,12 @@ export function peersAlloc(max: u32): void {
   hashMask = cap - 1;
   hash = heap.alloc(<usize>cap << 2);
   memory.fill(hash, 0, <usize>cap << 2);
+  // Not cleared: ops are written before they are read, and untouched pages cost no memory.
+  ops = heap.alloc(<usize>max * PeerOp.STRIDE);
+}
+
+export function peerOpsAt(): usize {
+  return ops;
 }
 
 @inline export function peerRecord(index: i32): usize {
@@ -44,10 +68,19 @@ export function peersAlloc(max: u32): void {
   return Ethernet.loadMac(peerRecord(index) + Peer.MAC);
 }
 
+/**
+ * Every bit of the address reaches the low bits the table is indexed by (murmur3's finaliser). IPv4 peers differ only in
+ * the last four bytes, often only in the last two: a plain multiply left those in the high bits, and with thousands of
+ * peers every address probed through all the others.
+ */
 @inline function addrHash(p: usize): u32 {
-  let h = <u64>load<u64>(p) * 0x9e3779b97f4a7c15 ^ <u64>load<u64>(p + 8);
-  h *= 0xc2b2ae3d27d4eb4f;
-  return <u32>(h >> 32);
+  let h = load<u64>(p) * 0x9e3779b97f4a7c15 ^ load<u64>(p + 8);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccd;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53;
+  h ^= h >> 33;
+  return <u32>h;
 }
 
 /** The peer whose underlay address is the 16 bytes (IPv4 as ::ffff:a.b.c.d) at p, or -1. */
@@ -63,14 +96,61 @@ export function peerByAddress(p: usize): i32 {
   return -1;
 }
 
-function rebuildHash(): void {
+/**
+ * Re-indexes every peer by address. A peer whose address a lower index already has is left out of the index (datagrams
+ * from that address count as the lower index's) until an update gives it its own; returns how many were left out.
+ */
+function rebuildHash(): u32 {
   memory.fill(hash, 0, (<usize>hashMask + 1) << 2);
+  let clashes: u32 = 0;
   for (let i: i32 = 0; i < <i32>maxPeers; i++) {
     if (!peerValid(i)) continue;
-    let slot = addrHash(peerRecord(i) + Peer.ADDR) & hashMask;
-    while (load<u32>(hash + (<usize>slot << 2)) != 0) slot = (slot + 1) & hashMask;
+    const addr = peerRecord(i) + Peer.ADDR;
+    let slot = addrHash(addr) & hashMask;
+    let v = load<u32>(hash + (<usize>slot << 2));
+    while (v != 0 && !bytesEqual(peerRecord(<i32>(v - 1)) + Peer.ADDR, addr, 16)) {
+      slot = (slot + 1) & hashMask;
+      v = load<u32>(hash + (<usize>slot << 2));
+    }
+    if (v != 0) {
+      clashes++;
+      continue;
+    }
     store<u32>(hash + (<usize>slot << 2), <u32>(i + 1));
   }
+  return clashes;
+}
+
+/**
+ * Applies `n` staged ops (see PeerOp) at peerOpsAt() and re-indexes addresses once, so an update of thousands of peers
+ * costs one pass. Returns the number of ops ignored (bad index or kind) plus the peers left out of the address index for
+ * sharing an address (the control side checks records before they get here: between the chunks of one big update, a
+ * swap of two peers' addresses may show up here for a moment, never after the update's last chunk).
+ */
+export function peersApply(n: u32): u32 {
+  let ignored: u32 = 0;
+  if (n > maxPeers) return n;
+  for (let k: u32 = 0; k < n; k++) {
+    const op = ops + <usize>k * PeerOp.STRIDE;
+    const index = load<u32>(op + PeerOp.INDEX);
+    const kind = load<u8>(op + PeerOp.KIND);
+    if (index >= maxPeers || (kind != PeerOp.SET && kind != PeerOp.REMOVE)) {
+      ignored++;
+      continue;
+    }
+    const rec = peerRecord(<i32>index);
+    if (kind == PeerOp.REMOVE || load<u8>(op + PeerOp.RESET_COUNTERS) != 0) {
+      memory.fill(peerCountersPtr + (<usize>index * <usize>C.PEER_FIELDS << 3), 0, <usize>C.PEER_FIELDS << 3);
+    }
+    if (kind == PeerOp.REMOVE) {
+      memory.fill(rec, 0, Peer.STRIDE);
+      continue;
+    }
+    memory.copy(rec + Peer.ADDR, op + PeerOp.ADDR, 16);
+    memory.copy(rec + Peer.MAC, op + PeerOp.MAC, 6);
+    store<u8>(rec + Peer.STATE, Peer.IN_USE);
+  }
+  return ignored + rebuildHash();
 }
 
 /**

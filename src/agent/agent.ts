@@ -1,30 +1,42 @@
 // `weft agent`: the node's overlay. Reads the config, leases a subnet, creates the TUN device and the underlay socket,
 // starts the dataplane workers, keeps peers in sync with the registry, and serves status and metrics.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:net";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { nthAddress, parseCIDR } from "../net/addr.js";
 import { type AgentConfig, ConfigError, loadAgentConfig } from "../control/config.js";
-import { acquireLease } from "../control/lease.js";
+import { acquireLease, leaseFile } from "../control/lease.js";
 import { createLogger, type Logger } from "../control/log.js";
 import { WeftMetrics, packageVersion, startMetricsServer, type MetricsServer } from "../control/metrics.js";
 import { createRegistry, type NodeRecord, type Registry } from "../control/registry/index.js";
-import { startApiServer } from "../control/api-server.js";
-import { writeSubnetEnv } from "../control/subnet-env.js";
+import { ApiError, type ApiServer, startApiServer } from "../control/api-server.js";
+import { removeDirectories } from "../control/directories.js";
+import { subnetEnvPath, writeSubnetEnv } from "../control/subnet-env.js";
 import { Dataplane } from "../dataplane/manager.js";
 import type { PeerEntry } from "../dataplane/protocol.js";
 import { BATCH_BUCKETS } from "../dataplane/buckets.js";
-import { addrAdd, linkSetMtu, linkSetUp, routeAdd, underlayFor } from "../sys/netlink.js";
+import { addrAdd, linkSetMtu, linkSetUp, routeAdd } from "../sys/netlink.js";
 import { openTun, type TunDevice } from "../sys/tun.js";
 import { openUdp, type UdpSocket } from "../sys/udp.js";
-import { PeerIndex } from "./peers.js";
+import { PeerIndex, type Refusal } from "./peers.js";
+import { awaitUnderlay, checkStateDir, naming, preserveFile } from "./startup.js";
 import { createCniService } from "../cni/service.js";
 
-const MAX_PEERS = 4096;
 /** Sockets (and so outer source ports) flows are spread over; docs/wire.md wants the inner flow's entropy in the source port. */
 const SOURCE_PORTS = 8;
 const BATCH = 64;
 const REPORT_MS = 1000;
+/** Updates with more peer changes than this are logged as one line (each peer at debug level). */
+const VERBOSE_UPDATE = 32;
+/** CNI error codes for calls that arrive while the agent is starting: "try again later", and STATUS's "not available". */
+const CODE_TRY_AGAIN = 11;
+const CODE_NOT_AVAILABLE = 50;
+
+/** Thrown out of start() when a stop was asked for meanwhile. */
+class StartAborted extends Error {
+  constructor() {
+    super("stopped while starting");
+  }
+}
 
 export interface AgentStatus {
   ready: boolean;
@@ -42,6 +54,8 @@ export interface AgentStatus {
   sourcePorts: [number, number];
   /** `live`: both dataplane workers have the peer's routes and address. */
   peers: (PeerEntry & { live: boolean; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; lastSeen: string | null })[];
+  /** Node records that are not peers, and why. */
+  refused: Refusal[];
   counters: Record<string, number>;
 }
 
@@ -56,7 +70,7 @@ class Agent {
   private sourcePortBase = 0;
   private dataplane?: Dataplane;
   private peers?: PeerIndex;
-  private api?: Server;
+  private api?: ApiServer;
   private cni?: ReturnType<typeof createCniService>;
   private metricsServer?: MetricsServer;
   private readonly metrics = new WeftMetrics();
@@ -64,6 +78,13 @@ class Agent {
   private readonly seenBatches = { tx: [] as number[], rx: [] as number[] };
   private mtu = 0;
   private ready = false;
+  /** What start() is doing, for calls that arrive before it is done. */
+  private phase = "checking local resources";
+  private readonly aborted = new AbortController();
+  /** What start() published, as undo steps for abandon(); emptied once the agent is ready. */
+  private unpublish: (() => void | Promise<void>)[] = [];
+  /** Directories start() created, for abandon() to remove again. */
+  private readonly madeDirectories: string[][] = [];
 
   constructor(
     private readonly config: AgentConfig,
@@ -71,26 +92,55 @@ class Agent {
     private readonly onFatal: (err: Error) => void,
   ) {}
 
+  /**
+   * Local resources first, each checked or bound before anything is published, so a refusal (naming its key) leaves the
+   * registry and the files as they were; then the record is published and the device configured. A failure after the
+   * record went out is rolled back by abandon(). The order is docs/agent.md's "Start-up".
+   */
   async start(): Promise<void> {
     const c = this.config;
+    this.madeDirectories.push(checkStateDir(c.stateDir));
+    this.api = await startApiServer(c.socket, {
+      status: () => this.status(),
+      peers: () => this.peerSummary(),
+      cni: (req) => this.handleCni(req),
+    });
+    this.checkpoint();
+    this.metricsServer = await naming("metrics", `cannot listen on ${c.metrics.host}:${c.metrics.port}`, "a free host:port for /metrics",
+      () => startMetricsServer(this.metrics, c.metrics, { healthy: () => this.ready }));
+    this.checkpoint();
+    this.phase = `waiting for publicIP ${c.publicIP}`;
+    const underlay = await awaitUnderlay(c, this.log, this.aborted.signal);
+    this.checkpoint();
+    this.mtu = underlay.overlayMtu;
+    await this.openUnderlaySockets();
+    await this.openDevice();
+
+    this.phase = "publishing the node record";
     this.registry = createRegistry(c, this.log);
     // Another node holds our subnet now: forwarding on would put two nodes on one subnet.
     this.registry.on("lost", (err) => this.onFatal(err));
     await this.registry.start();
-    this.record = await acquireLease(c, this.registry, this.log);
+    this.checkpoint();
+    const registry = this.registry;
+    const previous = registry.list().find((r) => r.nodeName === c.nodeName);
+    this.unpublish.push(preserveFile(leaseFile(c.stateDir)));
+    this.unpublish.push(() => (previous ? registry.upsertSelf(previous) : registry.removeSelf()));
+    this.record = await acquireLease(c, registry, this.log);
+    this.checkpoint();
     this.log.info({ subnet: this.record.subnet, subnetV6: this.record.subnetV6, vtepMAC: c.vtepMAC }, "subnet leased");
 
-    const underlay = underlayFor(c.publicIP);
-    if (!underlay) throw new ConfigError("publicIP", `no interface on this machine has address ${c.publicIP}`, "an address of this node");
-    this.mtu = underlay.overlayMtu;
-    this.openDevices(underlay.name);
+    this.phase = "starting the dataplane";
+    this.configureDevice();
     this.dataplane = new Dataplane();
     // A worker that stopped leaves the node without an overlay: exit non-zero so the supervisor restarts the agent.
     this.dataplane.on("error", (err: Error) => {
       this.log.error({ err: err.message }, "dataplane worker failed");
       this.onFatal(new Error(`dataplane failed: ${err.message}`));
     });
-    this.dataplane.on("report", () => this.absorbReport());
+    this.dataplane.on("report", (role: "tx" | "rx") => this.absorbReport(role));
+    this.metrics.beforeScrape(() => this.refreshMetrics());
+    this.dataplane.on("warning", (err: Error) => this.log.warn({ err: err.message }, "dataplane worker"));
     await this.dataplane.start({
       tunFd: this.tun!.fd,
       udpFd: this.udp!.fd,
@@ -111,15 +161,16 @@ class Agent {
         sourcePortBase: this.sourcePortBase,
         sourcePortCount: this.txPool.length,
       },
-      maxPeers: MAX_PEERS,
+      maxPeers: c.maxPeers,
       batch: BATCH,
       reportMs: REPORT_MS,
     });
+    this.checkpoint();
     this.followRegistry();
+    this.unpublish.push(preserveFile(subnetEnvPath(c.socket)));
     writeSubnetEnv(c, this.record, this.mtu);
     this.metrics.setInfo({ node: c.nodeName, subnet: this.record.subnet, vtepMAC: c.vtepMAC, version: packageVersion() });
     this.metrics.setOffload({ [this.tun!.mode]: true, udp_segment: this.udp!.gso, udp_gro: this.udp!.gro });
-    this.metricsServer = await startMetricsServer(this.metrics, c.metrics, { healthy: () => this.ready });
     this.cni = createCniService({
       subnet: this.record.subnet,
       subnetV6: this.record.subnetV6,
@@ -128,38 +179,80 @@ class Agent {
       log: this.log.child({ part: "cni" }),
       ready: () => this.ready,
     });
-    this.api = await startApiServer(c.socket, {
-      status: () => this.status(),
-      cni: (req) => this.cni!.handle(cniRequest(req)),
-    });
     this.ready = true;
+    this.unpublish = [];
     this.log.info({ device: this.tun!.name, mode: this.tun!.mode, udpSegment: this.udp!.gso, udpGro: this.udp!.gro, mtu: this.mtu,
       underlay: underlay.name, metrics: this.metricsServer.address, socket: c.socket }, "weft agent ready");
   }
 
-  /** TUN weft0 (address <subnet>.0, the cluster route) and the underlay socket; offloads fall back as the kernel allows. */
-  private openDevices(underlayName: string): void {
+  get stopRequested(): boolean {
+    return this.aborted.signal.aborted;
+  }
+
+  /** A stop asked for while start() waits: start goes no further than the step it is in. */
+  private checkpoint(): void {
+    if (this.aborted.signal.aborted) throw new StartAborted();
+  }
+
+  /** Undoes a start that failed: the record and files it published put back as they were, then everything closed. */
+  async abandon(): Promise<void> {
+    for (const undo of this.unpublish.reverse()) {
+      try {
+        await undo();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "rolling back a failed start");
+      }
+    }
+    this.unpublish = [];
+    await this.stop();
+    for (const made of this.madeDirectories.reverse()) removeDirectories(made);
+  }
+
+  private handleCni(req: Record<string, unknown>): Promise<unknown> {
+    if (!this.cni) {
+      const status = (req.env as Record<string, unknown> | undefined)?.CNI_COMMAND === "STATUS";
+      throw new ApiError(status ? CODE_NOT_AVAILABLE : CODE_TRY_AGAIN, `weft agent is starting (${this.phase})`);
+    }
+    return this.cni.handle(cniRequest(req));
+  }
+
+  /** The underlay socket on publicIP:port, then the source-port pool; the VXLAN port taken by another process names `port`. */
+  private async openUnderlaySockets(): Promise<void> {
     const c = this.config;
-    const rec = this.record!;
-    this.tun = openTun({ name: c.device, vnetHdr: true });
-    this.tun.setNonBlocking(true);
-    if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
-    linkSetMtu(this.tun.name, this.mtu);
-    // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
-    // core must drop as spoofed.
-    const ipv6Knob = `/proc/sys/net/ipv6/conf/${this.tun.name}/disable_ipv6`;
-    if (!rec.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
-    addrAdd(this.tun.name, `${nthAddress(parseCIDR(rec.subnet), 0)}/32`);
-    if (rec.subnetV6) addrAdd(this.tun.name, `${nthAddress(parseCIDR(rec.subnetV6), 0)}/128`, { nodad: true });
-    linkSetUp(this.tun.name);
-    routeAdd({ dst: c.clusterCIDR, dev: this.tun.name });
-    if (c.clusterCIDRv6) routeAdd({ dst: c.clusterCIDRv6, dev: this.tun.name });
-    enableForwarding(this.log, !!c.clusterCIDRv6);
-    this.udp = openUdp({ family: c.publicIP.includes(":") ? 6 : 4, address: c.publicIP, port: c.port, gro: true });
+    this.udp = await naming("port", `cannot bind UDP ${c.publicIP}:${c.port}`, "a UDP port no other process on this address uses",
+      () => openUdp({ family: c.publicIP.includes(":") ? 6 : 4, address: c.publicIP, port: c.port, gro: true }));
     if (!this.udp.gso) this.log.warn("UDP_SEGMENT refused by the kernel: one datagram per message in each sendmmsg");
     if (!this.udp.gro) this.log.warn("UDP_GRO refused by the kernel: one datagram per receive");
-    this.log.debug({ underlay: underlayName, sendBuffer: this.udp.sendBufferBytes, recvBuffer: this.udp.recvBufferBytes }, "underlay socket");
+    this.log.debug({ sendBuffer: this.udp.sendBufferBytes, recvBuffer: this.udp.recvBufferBytes }, "underlay socket");
     this.openSourcePorts();
+  }
+
+  /** The TUN device, attached before the record goes out: a name the kernel refuses (or another process holds) names `device`. */
+  private async openDevice(): Promise<void> {
+    const c = this.config;
+    this.tun = await naming("device", `cannot create TUN device ${JSON.stringify(c.device)}`,
+      "a free interface name, or a TUN device no other process holds",
+      () => openTun({ name: c.device, vnetHdr: true }));
+    this.tun.setNonBlocking(true);
+    if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
+  }
+
+  /** weft0's MTU, address <subnet>.0, the cluster route and forwarding: what needs the leased subnet. */
+  private configureDevice(): void {
+    const c = this.config;
+    const rec = this.record!;
+    const name = this.tun!.name;
+    linkSetMtu(name, this.mtu);
+    // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
+    // core must drop as spoofed.
+    const ipv6Knob = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
+    if (!rec.subnetV6 && existsSync(ipv6Knob)) writeFileSync(ipv6Knob, "1");
+    addrAdd(name, `${nthAddress(parseCIDR(rec.subnet), 0)}/32`);
+    if (rec.subnetV6) addrAdd(name, `${nthAddress(parseCIDR(rec.subnetV6), 0)}/128`, { nodad: true });
+    linkSetUp(name);
+    routeAdd({ dst: c.clusterCIDR, dev: name });
+    if (c.clusterCIDRv6) routeAdd({ dst: c.clusterCIDRv6, dev: name });
+    enableForwarding(this.log, !!c.clusterCIDRv6);
   }
 
   /**
@@ -189,41 +282,66 @@ class Agent {
     this.sourcePortBase = c.port;
   }
 
+  /**
+   * Registry events go through the peer index (which checks every record) and reach the workers as one update per burst:
+   * a file re-read, an etcd watch response or a re-list after a watch gap all arrive as synchronous runs of events.
+   */
   private followRegistry(): void {
     const registry = this.registry!;
-    this.peers = new PeerIndex(this.record!, this.udp!.family, MAX_PEERS, this.log);
-    const add = (rec: NodeRecord) => {
-      const entry = this.peers!.admit(rec);
-      if (!entry) return;
-      this.dataplane!.setPeer(entry);
-      this.log.info({ peer: rec.nodeName, publicIP: rec.publicIP, subnet: rec.subnet, index: entry.index }, "peer set");
-    };
-    const remove = (rec: NodeRecord) => {
-      const entry = this.peers!.release(rec.nodeName);
-      if (!entry) return;
-      this.dataplane!.removePeer(entry);
-      this.lastSeen.delete(entry.index);
-      this.log.info({ peer: rec.nodeName }, "peer removed");
-    };
-    registry.on("added", add);
-    registry.on("changed", (rec, prev) => {
-      remove(prev);
-      add(rec);
+    const peers = new PeerIndex({
+      self: this.record!,
+      underlayFamily: this.udp!.family,
+      maxPeers: this.config.maxPeers,
+      log: this.log,
+      onRefused: (r) => this.metrics.countRefusal(r.reason),
     });
-    registry.on("removed", remove);
-    for (const rec of registry.list()) add(rec);
+    this.peers = peers;
+    let scheduled = false;
+    const changed = () => {
+      if (scheduled) return;
+      scheduled = true;
+      queueMicrotask(() => {
+        scheduled = false;
+        this.applyPeerChanges();
+      });
+    };
+    registry.on("added", (rec) => (peers.upsert(rec), changed()));
+    registry.on("changed", (rec) => (peers.upsert(rec), changed()));
+    registry.on("removed", (rec) => (peers.remove(rec.nodeName), changed()));
+    for (const rec of registry.list()) peers.upsert(rec);
+    this.applyPeerChanges();
   }
 
-  private absorbReport(): void {
-    const stats = this.dataplane!.stats();
+  private applyPeerChanges(): void {
+    const changes = this.peers!.takeChanges();
+    if (!changes) return;
+    const dataplane = this.dataplane!;
+    const level = changes.set.length + changes.remove.length <= VERBOSE_UPDATE ? "info" : "debug";
+    for (const index of changes.remove) {
+      this.log[level]({ peer: dataplane.peer(index)?.nodeName, index }, "peer removed");
+      this.lastSeen.delete(index);
+    }
+    for (const p of changes.set) {
+      const before = dataplane.peer(p.index);
+      if (before?.nodeName !== p.nodeName) this.lastSeen.delete(p.index);
+      this.log[level]({ peer: p.nodeName, publicIP: p.address, subnet: p.subnet, index: p.index }, before?.nodeName === p.nodeName ? "peer changed" : "peer set");
+    }
+    if (level === "debug") this.log.info({ set: changes.set.length, removed: changes.remove.length, peers: this.peers!.entries().length }, "peers updated");
+    dataplane.applyPeers(changes);
+  }
+
+  /** A worker reported: note which peers were heard from, and the batch sizes. Per-peer metrics wait for a scrape. */
+  private absorbReport(role: "tx" | "rx"): void {
+    const dataplane = this.dataplane!;
+    const stats = dataplane.stats(false);
     const now = Date.now();
-    const traffic = this.peers!.entries().map((p) => {
-      const t = stats.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
-      const seen = this.lastSeen.get(p.index);
-      if (!seen || t.rxPackets > seen.rx) this.lastSeen.set(p.index, { rx: t.rxPackets, at: t.rxPackets > 0 ? now : 0 });
-      return { nodeName: p.nodeName, ...t };
-    });
-    this.metrics.updateFromCounters(stats.counters, traffic);
+    if (role === "rx") {
+      for (const p of this.peers!.entries()) {
+        const rx = dataplane.peerTotals(p.index).rxPackets;
+        const seen = this.lastSeen.get(p.index);
+        if (!seen || rx > seen.rx) this.lastSeen.set(p.index, { rx, at: rx > 0 ? now : 0 });
+      }
+    }
     for (const dir of ["tx", "rx"] as const) {
       const now = stats.batches[dir];
       const before = this.seenBatches[dir];
@@ -235,41 +353,62 @@ class Agent {
     }
   }
 
+  /** Brings the per-peer and refusal metrics up to date; runs when /metrics is scraped. */
+  private refreshMetrics(): void {
+    const dataplane = this.dataplane;
+    const peers = this.peers;
+    if (!dataplane || !peers) return;
+    const stats = dataplane.stats(true);
+    const traffic = peers.entries().map((p) => ({ nodeName: p.nodeName, ...(stats.peers.get(p.index) ?? dataplane.peerTotals(p.index)) }));
+    this.metrics.updateFromCounters(stats.counters, traffic);
+    const refused: Record<string, number> = {};
+    for (const r of peers.refusals()) refused[r.reason] = (refused[r.reason] ?? 0) + 1;
+    this.metrics.setRefused(refused);
+  }
+
   status(): AgentStatus {
     const c = this.config;
+    if (!this.record || !this.tun || !this.udp) throw new ApiError(CODE_TRY_AGAIN, `weft agent is starting (${this.phase})`);
     const stats = this.dataplane?.stats();
     return {
       ready: this.ready,
       nodeName: c.nodeName,
-      subnet: this.record!.subnet,
-      subnetV6: this.record!.subnetV6,
+      subnet: this.record.subnet,
+      subnetV6: this.record.subnetV6,
       publicIP: c.publicIP,
       port: c.port,
       vni: c.vni,
       vtepMAC: c.vtepMAC,
-      device: this.tun!.name,
+      device: this.tun.name,
       mtu: this.mtu,
-      offloads: { tun: this.tun!.mode, udpSegment: this.txPool[0]?.gso ?? false, udpGro: this.udp!.gro },
+      offloads: { tun: this.tun.mode, udpSegment: this.txPool[0]?.gso ?? false, udpGro: this.udp.gro },
       sourcePorts: [this.sourcePortBase, this.sourcePortBase + this.txPool.length - 1],
       peers: (this.peers?.entries() ?? []).map((p) => {
         const t = stats?.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
         const seen = this.lastSeen.get(p.index)?.at;
         return { ...p, live: this.dataplane?.isLive(p.index) ?? false, ...t, lastSeen: seen ? new Date(seen).toISOString() : null };
       }),
+      refused: this.peers?.refusals() ?? [],
       counters: stats?.counters ?? {},
     };
+  }
+
+  /** How many peers there are, how many both workers have applied, and how many records are refused: cheap to poll. */
+  peerSummary(): { peers: number; live: number; refused: number } {
+    const entries = this.peers?.entries() ?? [];
+    return { peers: entries.length, live: entries.filter((p) => this.dataplane?.isLive(p.index)).length, refused: this.peers?.refusals().length ?? 0 };
   }
 
   /** Undo in reverse. Closing the TUN fd removes weft0 and, with it, its address and routes. */
   async stop(): Promise<void> {
     this.ready = false;
+    this.aborted.abort();
     await this.cni?.close();
     await this.dataplane?.stop();
     this.tun?.close();
     for (const u of this.txPool) if (u !== this.udp) u.close();
     this.udp?.close();
-    await new Promise<void>((res) => (this.api ? this.api.close(() => res()) : res()));
-    rmSync(this.config.socket, { force: true });
+    await this.api?.close();
     await this.metricsServer?.close();
     await this.registry?.close();
   }
@@ -323,10 +462,12 @@ export async function runAgent(file: string | undefined, flags: Record<string, s
   try {
     await agent.start();
   } catch (err) {
+    // A signal during start: the stop it triggered decides the exit code.
+    if (agent.stopRequested) return stopped;
     const message = (err as Error).message;
     log.error({ err: message }, "agent failed to start");
     console.error(`weft agent: ${message}`);
-    await agent.stop().catch(() => undefined);
+    await agent.abandon().catch((e) => log.error({ err: (e as Error).message }, "cleaning up after a failed start failed"));
     return err instanceof ConfigError ? 2 : 1;
   }
   return stopped;

@@ -4,6 +4,7 @@ import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
 import { runCniBench } from "../../bench/cni.js";
 import { runEtcdRegistryBench } from "../../bench/registry-etcd.js";
+import { runPeersBench } from "../../bench/peers.js";
 import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
 import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
 
@@ -15,6 +16,8 @@ export interface BenchOptions {
   lpm: boolean;
   cni: boolean;
   registryEtcd: boolean;
+  peers: boolean;
+  peerCount: number;
   modes?: string;
 }
 
@@ -48,6 +51,17 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       return 2;
     }
     await runCniBench({ outDir: out });
+  }
+  if (opts.peers) {
+    if (process.getuid?.() !== 0) {
+      console.error("weft bench: the peer benchmark runs agents in namespaces and needs root");
+      return 2;
+    }
+    if (!Number.isInteger(opts.peerCount) || opts.peerCount < 1 || opts.peerCount > 39000) {
+      console.error("weft bench: --peer-count must be an integer from 1 to 39000 (the /24s of 10.100.0.0-10.255.255.0)");
+      return 2;
+    }
+    await runPeersBench({ peers: opts.peerCount, out });
   }
   if (opts.registryEtcd) await runEtcdRegistryBench({ outDir: out });
   return 0;

@@ -29,6 +29,10 @@ export async function runStatus(opts: { socket: string; json: boolean }): Promis
   for (const p of s.peers) {
     console.log(`  ${p.nodeName.padEnd(16)} ${p.address.padEnd(16)} ${(p.subnet ?? "").padEnd(18)} tx ${String(p.txPackets).padStart(9)} pkts ${bytes(p.txBytes).padStart(10)}  rx ${String(p.rxPackets).padStart(9)} pkts ${bytes(p.rxBytes).padStart(10)}  last seen ${p.lastSeen ?? "never"}`);
   }
+  if (s.refused.length > 0) {
+    console.log(`\nrefused node records (${s.refused.length})`);
+    for (const r of s.refused) console.log(`  ${r.nodeName.padEnd(16)} ${r.reason.padEnd(22)} ${r.message}`);
+  }
   const drops = Object.entries(s.counters).filter(([k, v]) => k.includes("_drop_") && v > 0);
   console.log(`\ncounters  tx ${s.counters.tx_passed ?? 0} packets in → ${s.counters.tx_datagrams_out ?? 0} datagrams; rx ${s.counters.rx_datagrams_in ?? 0} datagrams → ${s.counters.rx_packets_out ?? 0} packets (${s.counters.rx_coalesced ?? 0} coalesced)`);
   console.log(`drops     ${drops.length ? drops.map(([k, v]) => `${k}=${v}`).join(" ") : "none"}`);

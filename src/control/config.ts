@@ -2,7 +2,7 @@
 // the agent works with a typed, canonical AgentConfig; every refusal names the key, what is wrong and what is expected.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { hostname, networkInterfaces } from "node:os";
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import {
   type Cidr, cidrContains, cidrToString, formatIPBytes, formatMAC, parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC,
@@ -32,8 +32,10 @@ export interface AgentConfig {
   subnetLen: number;
   /** Configured subnet; when absent the lease picks one. */
   subnet?: string;
-  /** Underlay address (IPv4 or IPv6) the other nodes send VXLAN to. */
+  /** Underlay address (IPv4 or IPv6) the other nodes send VXLAN to. Whether this machine has it is checked at start. */
   publicIP: string;
+  /** Seconds the start waits for publicIP (and publicIPv6) to appear on an interface. */
+  publicIPWait: number;
   clusterCIDRv6?: string;
   /** Present exactly when clusterCIDRv6 is. */
   subnetLenV6?: number;
@@ -52,11 +54,11 @@ export interface AgentConfig {
   stateDir: string;
   /** Where /metrics and /healthz are served; port 0 picks a free port. */
   metrics: { host: string; port: number };
+  /** Bound on peers; the dataplane's peer tables are sized from it. */
+  maxPeers: number;
 }
 
 export interface LoadOptions {
-  /** The machine's addresses; publicIP must be one of them. Defaults to os.networkInterfaces(). */
-  localAddresses?: () => string[];
   /** Default nodeName. Defaults to os.hostname(). */
   hostname?: () => string;
 }
@@ -73,6 +75,7 @@ export const DEFAULTS = {
   subnetLenV6: 64,
   vni: 1,
   port: 4789,
+  publicIPWait: 60,
   device: "weft0",
   registryPath: "/etc/weft/peers.json",
   etcdPrefix: "/coreos.com/network",
@@ -80,14 +83,15 @@ export const DEFAULTS = {
   socket: "/run/weft/weft.sock",
   stateDir: "/var/lib/weft",
   metrics: "127.0.0.1:9464",
+  maxPeers: 8192,
 } as const;
 
 type Kind = "string" | "integer" | "object";
 const KEYS: Record<string, Kind> = {
-  nodeName: "string", clusterCIDR: "string", subnetLen: "integer", subnet: "string", publicIP: "string",
+  nodeName: "string", clusterCIDR: "string", subnetLen: "integer", subnet: "string", publicIP: "string", publicIPWait: "integer",
   clusterCIDRv6: "string", subnetLenV6: "integer", subnetV6: "string", publicIPv6: "string",
   vni: "integer", port: "integer", vtepMAC: "string", device: "string", registry: "object",
-  socket: "string", stateDir: "string", metrics: "string",
+  socket: "string", stateDir: "string", metrics: "string", maxPeers: "integer",
 };
 const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   file: ["type", "path"],
@@ -95,6 +99,8 @@ const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   kube: ["type"],
 };
 const MAX_VNI = 0xffffff;
+/** Peer indexes are 16-bit route values. */
+const MAX_PEERS = 65536;
 
 type Raw = Record<string, unknown>;
 
@@ -109,11 +115,6 @@ export function deriveVtepMAC(nodeName: string): string {
   const bytes = createHash("sha256").update(nodeName).digest().subarray(0, 6);
   bytes[0] = (bytes[0] & 0xfe) | 0x02;
   return formatMAC(bytes);
-}
-
-/** The machine's interface addresses (every family, loopback included). */
-export function machineAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }
 
 function readConfigFile(file: string): Raw {
@@ -172,7 +173,7 @@ function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Ra
 }
 
 function flagList(): string {
-  const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
+  const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z])([A-Z][a-z]{2,})/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
   return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), registryFlagList()].join(", ");
 }
 
@@ -213,11 +214,11 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     }
   }
 
-  const local = (options.localAddresses ?? machineAddresses)();
   const clusters = [cluster, ...(cluster6 ? [cluster6] : [])];
   if (str("publicIP") === undefined) throw new ConfigError("publicIP", "missing", "this node's underlay address (IPv4 or IPv6) that peers send VXLAN to");
-  const publicIP = checkPublicIP("publicIP", str("publicIP")!, undefined, local, clusters);
-  const publicIPv6 = str("publicIPv6") === undefined ? undefined : checkPublicIP("publicIPv6", str("publicIPv6")!, 6, local, clusters);
+  const publicIP = checkPublicIP("publicIP", str("publicIP")!, undefined, clusters);
+  const publicIPv6 = str("publicIPv6") === undefined ? undefined : checkPublicIP("publicIPv6", str("publicIPv6")!, 6, clusters);
+  const publicIPWait = checkRange("publicIPWait", int("publicIPWait") ?? DEFAULTS.publicIPWait, 0, 3600, "seconds to wait for publicIP");
 
   const vni = checkRange("vni", int("vni") ?? DEFAULTS.vni, 0, MAX_VNI, "a VXLAN network identifier");
   const port = checkRange("port", int("port") ?? DEFAULTS.port, 1, 65535, "a UDP port");
@@ -229,6 +230,7 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     subnetLen,
     ...(subnet !== undefined && { subnet }),
     publicIP,
+    publicIPWait,
     ...(cluster6 && { clusterCIDRv6: cidrToString(cluster6), subnetLenV6 }),
     ...(subnetV6 !== undefined && { subnetV6 }),
     ...(publicIPv6 !== undefined && { publicIPv6 }),
@@ -241,6 +243,7 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     socket: checkPath("socket", str("socket") ?? DEFAULTS.socket),
     stateDir: checkPath("stateDir", str("stateDir") ?? DEFAULTS.stateDir),
     metrics: parseListenAddress("metrics", str("metrics") ?? DEFAULTS.metrics),
+    maxPeers: checkRange("maxPeers", int("maxPeers") ?? DEFAULTS.maxPeers, 1, MAX_PEERS, "the most peers this node keeps"),
   };
 }
 
@@ -305,7 +308,7 @@ function checkSubnet(key: string, text: string, cluster: Cidr, len: number, clus
   return cidrToString(c);
 }
 
-function checkPublicIP(key: string, text: string, family: 4 | 6 | undefined, local: string[], clusters: Cidr[]): string {
+function checkPublicIP(key: string, text: string, family: 4 | 6 | undefined, clusters: Cidr[]): string {
   let bytes: Uint8Array;
   try {
     bytes = parseIPAny(text);
@@ -321,19 +324,7 @@ function checkPublicIP(key: string, text: string, family: 4 | 6 | undefined, loc
       throw new ConfigError(key, `${text} overlaps the Pod network ${cidrToString(c)}`, "an underlay address outside the cluster CIDRs");
     }
   }
-  if (!local.some((a) => sameAddress(a, bytes))) {
-    throw new ConfigError(key, `${text} is not an address of this machine`, `one of ${local.join(", ") || "(no addresses found)"}`);
-  }
   return canonical;
-}
-
-function sameAddress(text: string, bytes: Uint8Array): boolean {
-  try {
-    const other = parseIPAny(text.replace(/%.*$/, ""));
-    return other.every((b, i) => b === bytes[i]);
-  } catch {
-    return false;
-  }
 }
 
 function checkRange(key: string, v: number, min: number, max: number, what: string): number {
@@ -353,9 +344,15 @@ function checkVtepMAC(text: string): string {
   return formatMAC(bytes);
 }
 
+/** Names the kernel refuses for a new interface: /proc/sys/net/ipv{4,6}/conf/ has entries of these names. */
+const RESERVED_DEVICE_NAMES = ["all", "default"];
+
 function checkDevice(name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(name)) {
     throw new ConfigError("device", `${JSON.stringify(name)} is not a valid interface name`, "1 to 15 letters, digits, '_', '.', '-'");
+  }
+  if (RESERVED_DEVICE_NAMES.includes(name)) {
+    throw new ConfigError("device", `${JSON.stringify(name)} is reserved by the kernel`, `an interface name other than ${RESERVED_DEVICE_NAMES.join(" or ")}`);
   }
   return name;
 }

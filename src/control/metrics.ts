@@ -35,6 +35,8 @@ export class WeftMetrics {
   private readonly drops = this.counter("weft_drops_total", "Packets dropped by the packet core, by direction and reason", ["direction", "reason"]);
   private readonly events = this.counter("weft_core_events_total", "The packet core's other counters (packets in/out, GSO splits, GRO merges...)", ["event"]);
   private readonly peers = new Gauge({ name: "weft_peers", help: "Peers known to the dataplane", registers: [this.registry] });
+  private readonly refusals = this.counter("weft_peer_records_refused_total", "Node records refused as peers, by reason (each refusal counted once, not on every re-list)", ["reason"]);
+  private readonly refusedNow = new Gauge({ name: "weft_peer_records_refused_current", help: "Node records refused as peers right now, by reason", labelNames: ["reason"], registers: [this.registry] });
   private readonly offload = new Gauge({ name: "weft_offload", help: "1 when the offload mode is on, 0 when off", labelNames: ["mode"], registers: [this.registry] });
   private readonly info = new Gauge({ name: "weft_info", help: "This node: always 1, the facts are the labels", labelNames: ["node", "subnet", "vtep_mac", "version"], registers: [this.registry] });
   private readonly batches = new Histogram({
@@ -44,6 +46,8 @@ export class WeftMetrics {
     buckets: BATCH_SIZE_BUCKETS,
     registers: [this.registry],
   });
+
+  private refresh?: () => void;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "weft_" });
@@ -72,6 +76,17 @@ export class WeftMetrics {
     this.peers.set(peers.length);
   }
 
+  /** A node record was refused as a peer (docs/agent.md lists the reasons). */
+  countRefusal(reason: string): void {
+    this.refusals.inc({ reason });
+  }
+
+  /** How many records are refused right now, by reason; reasons not named drop out. */
+  setRefused(byReason: Record<string, number>): void {
+    this.refusedNow.reset();
+    for (const [reason, n] of Object.entries(byReason)) this.refusedNow.set({ reason }, n);
+  }
+
   /** Records `times` batches of `size` packets. */
   observeBatch(direction: "tx" | "rx", size: number, times = 1): void {
     for (let i = 0; i < times; i++) this.batches.observe({ direction }, size);
@@ -88,8 +103,17 @@ export class WeftMetrics {
     this.info.set({ node: info.node, subnet: info.subnet, vtep_mac: info.vtepMAC, version: info.version ?? packageVersion() }, 1);
   }
 
+  /**
+   * `refresh` runs before every exposition: values that cost work per peer (thousands of them) are brought up to date when
+   * someone reads them, not on every worker report.
+   */
+  beforeScrape(refresh: () => void): void {
+    this.refresh = refresh;
+  }
+
   /** The Prometheus text exposition. */
   text(): Promise<string> {
+    this.refresh?.();
     return this.registry.metrics();
   }
 

@@ -89,6 +89,14 @@ export interface PeerSpec {
   vtepMAC: string;
 }
 
+/** One change for Core.applyPeers: set a peer (zeroing its counters when it is a new node at that index) or remove it. */
+export type PeerOpSpec =
+  | { op: "set"; index: number; peer: PeerSpec; resetCounters: boolean }
+  | { op: "remove"; index: number };
+
+/** Byte layout of a staged peer op, mirrored from assembly/engine/peers.ts. */
+const PEER_OP = { INDEX: 0, KIND: 4, RESET_COUNTERS: 5, ADDR: 8, MAC: 24, STRIDE: 32, SET: 1, REMOVE: 2 } as const;
+
 export interface TxGroup {
   offset: number;
   length: number;
@@ -118,6 +126,8 @@ interface CoreExports {
   peerSet(index: number, src: number): number;
   peerRemove(index: number): number;
   peerCount(): number;
+  peersApply(n: number): number;
+  peerOpsAt(): number;
   encap(count: number): number;
   decap(count: number): number;
   countersAt(): number;
@@ -171,8 +181,10 @@ export class Core {
     this.txSlots = opts.txSlots ?? 64;
     this.rxSlots = opts.rxSlots ?? 64;
     if (exports.engineInit(this.maxPeers, this.txSlots, this.rxSlots) !== 1) throw new Error("weft core: unexpected ABI version");
-    this.routes4 = new RouteTable4(exports, this.memory, { maxChunks: opts.route4Chunks ?? 4096 });
-    this.routes6 = new RouteTable6(exports, this.memory, { maxNodes: opts.route6Nodes ?? 65536 });
+    // Bounds, not allocations (chunks and nodes are taken as routes need them): one peer's subnet needs at most two IPv4
+    // chunks and one node per 6 bits below /16 of IPv6.
+    this.routes4 = new RouteTable4(exports, this.memory, { maxChunks: opts.route4Chunks ?? Math.max(4096, 2 * this.maxPeers + 16) });
+    this.routes6 = new RouteTable6(exports, this.memory, { maxNodes: opts.route6Nodes ?? Math.max(65536, 19 * this.maxPeers) });
     this.at = {
       counters: exports.countersAt(), peerCounters: exports.peerCountersAt(), txIn: exports.txInAt(),
       txInLen: exports.txInLenAt(), txOut: exports.txOutAt(), txGroups: exports.txGroupsAt(), txReplies: exports.txRepliesAt(),
@@ -252,6 +264,35 @@ export class Core {
 
   removePeer(index: number): boolean {
     return this.exports.peerRemove(index) === 0;
+  }
+
+  /**
+   * Applies many peer changes in one core call (the peer table is re-indexed once, not per peer). Addresses and MACs are
+   * parsed first, so a bad one throws before anything changes. Returns how many ops the core ignored plus how many peers
+   * share an address with a lower index (those are left out of the address index until they get their own).
+   */
+  applyPeers(ops: readonly PeerOpSpec[]): number {
+    if (ops.length > this.maxPeers) throw new Error(`${ops.length} peer ops exceed the table (${this.maxPeers})`);
+    const parsed = ops.map((o) => {
+      if (!Number.isInteger(o.index) || o.index < 0 || o.index >= this.maxPeers) throw new Error(`peer index ${o.index} out of range (max ${this.maxPeers})`);
+      return o.op === "set" ? { o, addr: parseIPAny(o.peer.address), mac: parseMAC(o.peer.vtepMAC) } : { o };
+    });
+    const base = this.exports.peerOpsAt();
+    const u8 = this.u8;
+    const v = this.view;
+    parsed.forEach((p, k) => {
+      const at = base + k * PEER_OP.STRIDE;
+      v.setUint32(at + PEER_OP.INDEX, p.o.index, true);
+      if (p.o.op === "set") {
+        v.setUint8(at + PEER_OP.KIND, PEER_OP.SET);
+        v.setUint8(at + PEER_OP.RESET_COUNTERS, p.o.resetCounters ? 1 : 0);
+        u8.set(p.addr!, at + PEER_OP.ADDR);
+        u8.set(p.mac!, at + PEER_OP.MAC);
+      } else {
+        v.setUint8(at + PEER_OP.KIND, PEER_OP.REMOVE);
+      }
+    });
+    return this.exports.peersApply(ops.length);
   }
 
   // ---- TX: TUN → VXLAN ---------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // the latest counters they report. Packets never touch this thread.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { EventEmitter } from "node:events";
-import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
+import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerTotals, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
 
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 
@@ -23,9 +23,13 @@ export interface DataplaneStats {
 export class Dataplane extends EventEmitter {
   private readonly workers: Running[] = [];
   private readonly counters = { tx: {} as Record<string, number>, rx: {} as Record<string, number> };
-  private readonly peerTotals = { tx: new Map<number, PeerTotals>(), rx: new Map<number, PeerTotals>() };
+  private readonly peerCounters: { tx: BigUint64Array; rx: BigUint64Array } = { tx: new BigUint64Array(0), rx: new BigUint64Array(0) };
   private readonly batches = { tx: [] as number[], rx: [] as number[] };
   private readonly peers = new Map<number, PeerEntry>();
+  /** The update that last carried each peer, and the last update each worker applied: live = applied by both. */
+  private readonly sentIn = new Map<number, number>();
+  private readonly appliedSeq = { tx: 0, rx: 0 };
+  private seq = 0;
 
   /** Starts the workers; resolves when both have loaded their cores and begun their loops. */
   async start(common: Omit<WorkerInit, "role">): Promise<void> {
@@ -43,6 +47,7 @@ export class Dataplane extends EventEmitter {
     worker.on("message", (m: WorkerMessage) => {
       if (m.type === "ready") readyResolve();
       else if (m.type === "report") this.absorb(m);
+      else if (m.type === "warning") this.emit("warning", new Error(`${m.role} worker: ${m.message}`));
       else if (m.type === "error") {
         readyReject(new Error(`${m.role} worker: ${m.message}`));
         this.emit("error", new Error(`${m.role} worker: ${m.message}`));
@@ -53,14 +58,15 @@ export class Dataplane extends EventEmitter {
       this.emit("error", err);
     });
     // Peers known before the worker started are replayed to it.
-    for (const peer of this.peers.values()) port1.postMessage({ type: "setPeer", peer } satisfies ControlMessage);
+    if (this.peers.size > 0) port1.postMessage({ type: "peers", seq: this.seq, set: [...this.peers.values()], remove: [] } satisfies ControlMessage);
     return { worker, control: port1, ready, stopped };
   }
 
   private absorb(m: Extract<WorkerMessage, { type: "report" }>): void {
     this.counters[m.role] = m.counters;
-    this.peerTotals[m.role] = new Map(Object.entries(m.peers).map(([k, v]) => [Number(k), v]));
+    this.peerCounters[m.role] = m.peerCounters;
     this.batches[m.role] = m.batches;
+    this.appliedSeq[m.role] = m.peerSeq;
     this.emit("report", m.role);
   }
 
@@ -68,33 +74,48 @@ export class Dataplane extends EventEmitter {
     for (const w of this.workers) w.control.postMessage(msg);
   }
 
-  setPeer(peer: PeerEntry): void {
-    this.peers.set(peer.index, peer);
-    this.broadcast({ type: "setPeer", peer });
+  /** The peer last sent at `index`. */
+  peer(index: number): PeerEntry | undefined {
+    return this.peers.get(index);
   }
 
-  removePeer(peer: PeerEntry): void {
-    this.peers.delete(peer.index);
-    this.broadcast({ type: "removePeer", peer });
+  /** Sends one update to both workers: peers to set (new or changed, by index) and indexes to free. */
+  applyPeers(changes: Omit<PeerUpdate, "seq">): void {
+    const seq = ++this.seq;
+    for (const index of changes.remove) {
+      this.peers.delete(index);
+      this.sentIn.delete(index);
+    }
+    for (const peer of changes.set) {
+      this.peers.set(peer.index, peer);
+      this.sentIn.set(peer.index, seq);
+    }
+    this.broadcast({ type: "peers", seq, set: changes.set, remove: changes.remove });
   }
 
-  /** TX counters come from the TX worker's core, RX counters from the RX worker's. */
-  stats(): DataplaneStats {
+  /** TX counters come from the TX worker's core, RX counters from the RX worker's; per-peer totals when asked for. */
+  stats(withPeers = true): DataplaneStats {
     const counters: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.counters.tx)) if (k.startsWith("tx_")) counters[k] = v;
     for (const [k, v] of Object.entries(this.counters.rx)) if (k.startsWith("rx_")) counters[k] = v;
     const peers = new Map<number, PeerTotals>();
-    for (const index of new Set([...this.peerTotals.tx.keys(), ...this.peerTotals.rx.keys()])) {
-      const t = this.peerTotals.tx.get(index);
-      const r = this.peerTotals.rx.get(index);
-      peers.set(index, { txPackets: t?.txPackets ?? 0, txBytes: t?.txBytes ?? 0, rxPackets: r?.rxPackets ?? 0, rxBytes: r?.rxBytes ?? 0 });
-    }
+    if (withPeers) for (const index of this.peers.keys()) peers.set(index, this.peerTotals(index));
     return { counters, peers, batches: { tx: this.batches.tx, rx: this.batches.rx } };
   }
 
-  /** Whether both workers have applied this peer (its index shows up in both reports). */
+  /** A peer's traffic: what the TX worker sent to it, what the RX worker took from it (zero before their first report). */
+  peerTotals(index: number): PeerTotals {
+    const at = index * PEER_COUNTER_FIELDS;
+    const tx = this.peerCounters.tx;
+    const rx = this.peerCounters.rx;
+    const read = (a: BigUint64Array, i: number) => (i < a.length ? Number(a[i]) : 0);
+    return { txPackets: read(tx, at), txBytes: read(tx, at + 1), rxPackets: read(rx, at + 2), rxBytes: read(rx, at + 3) };
+  }
+
+  /** Whether both workers have applied this peer as last sent. */
   isLive(index: number): boolean {
-    return this.peerTotals.tx.has(index) && this.peerTotals.rx.has(index);
+    const seq = this.sentIn.get(index);
+    return seq !== undefined && this.appliedSeq.tx >= seq && this.appliedSeq.rx >= seq;
   }
 
   async stop(): Promise<void> {

@@ -36,16 +36,40 @@ export interface PeerEntry {
   subnetV6?: string;
 }
 
+/**
+ * One update of the peer table, applied by a worker between two batches in one go: `set` peers are new or changed (a
+ * changed one keeps its index, counters and unchanged routes), `remove` are freed indexes. `seq` grows by one per update;
+ * a worker's reports carry the last one it applied.
+ */
+export interface PeerUpdate {
+  seq: number;
+  set: PeerEntry[];
+  remove: number[];
+}
+
 export type ControlMessage =
-  | { type: "setPeer"; peer: PeerEntry }
-  | { type: "removePeer"; peer: PeerEntry }
+  | ({ type: "peers" } & PeerUpdate)
   | { type: "stop" };
 
 export type WorkerMessage =
   | { type: "ready"; role: "tx" | "rx" }
-  | { type: "report"; role: "tx" | "rx"; counters: Record<string, number>; peers: Record<number, PeerTotals>; batches: number[] }
+  | {
+    type: "report"; role: "tx" | "rx"; counters: Record<string, number>; batches: number[];
+    /**
+     * The core's per-peer counters as they sit in its memory (PEER_COUNTER_FIELDS per index, up to the highest index in
+     * use): one copy, read only when someone asks, so a report costs the same with 5 peers and with 50,000.
+     */
+    peerCounters: BigUint64Array;
+    /** The last peer update applied. */
+    peerSeq: number;
+  }
   | { type: "error"; role: "tx" | "rx"; message: string }
+  /** Something the worker could not do but survived (a route that did not fit); the agent logs it. */
+  | { type: "warning"; role: "tx" | "rx"; message: string }
   | { type: "stopped"; role: "tx" | "rx" };
+
+/** Per-peer counter fields, in the core's order (assembly/engine/counters.ts). */
+export const PEER_COUNTER_FIELDS = 4;
 
 export interface PeerTotals {
   txPackets: number;

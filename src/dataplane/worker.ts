@@ -3,15 +3,16 @@
 //   rx: UDP → one recvmmsg (UDP_GRO) → core.decap → one write per (super-)packet to TUN
 // Syscalls read and write WASM linear memory directly; JS touches only descriptors, once per message or group.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP } from "../core/index.js";
+import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP, type PeerOpSpec } from "../core/index.js";
 import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, pollFd } from "../sys/libc.js";
 import { MsgBatch } from "../sys/msgbatch.js";
 import { sockaddr } from "../sys/sockaddr.js";
 import { BATCH_BUCKETS } from "./buckets.js";
-import type { ControlMessage, PeerEntry, PeerTotals, WorkerInit, WorkerMessage } from "./protocol.js";
+import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
 
 const POLL_MS = 50;
-
+/** Peers applied between two packet batches. */
+const APPLY_CHUNK = 1024;
 
 const { init, control } = workerData as { init: WorkerInit; control: MessagePort };
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
@@ -19,6 +20,12 @@ const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const core = Core.load({ txSlots: init.batch, rxSlots: init.batch, maxPeers: init.maxPeers });
 core.configure(init.identity);
 const peers = new Map<number, { entry: PeerEntry; dest: Uint8Array }>();
+/** The peer each route points at. */
+const routeOwner = new Map<string, number>();
+/** The last peer update applied. */
+let peerSeq = 0;
+/** Peer updates received and not yet wholly applied, oldest first; `next` is the first of its `set` still to do. */
+const backlog: { update: PeerUpdate; next: number }[] = [];
 const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
 let base = nativeBase(core.memory.buffer);
 let buffer = core.memory.buffer;
@@ -50,49 +57,84 @@ function recordBatch(n: number): void {
   batchHistogram[b]++;
 }
 
-function setPeer(p: PeerEntry): void {
-  const old = peers.get(p.index);
-  if (old) removeRoutes(old.entry);
-  core.setPeer(p.index, { address: p.address, vtepMAC: p.vtepMAC });
-  if (p.subnet) core.routes4.insert(p.subnet, p.index);
-  if (p.subnetV6) core.routes6.insert(p.subnetV6, p.index);
-  peers.set(p.index, { entry: p, dest: sockaddr(init.udpFamily, p.address, init.peerPort) });
+function routesOf(p: PeerEntry): string[] {
+  return [p.subnet, p.subnetV6].filter((r): r is string => r !== undefined);
 }
 
-function removeRoutes(p: PeerEntry): void {
-  if (p.subnet) core.routes4.delete(p.subnet);
-  if (p.subnetV6) core.routes6.delete(p.subnetV6);
+function addRoute(cidr: string, index: number): void {
+  (cidr.includes(":") ? core.routes6 : core.routes4).insert(cidr, index);
+  routeOwner.set(cidr, index);
 }
 
-function removePeer(p: PeerEntry): void {
-  const old = peers.get(p.index);
-  if (!old) return;
-  removeRoutes(old.entry);
-  core.removePeer(p.index);
-  peers.delete(p.index);
+/** Deletes a route only while it still points at `index`: in one update, a subnet may have moved to another peer. */
+function dropRoute(cidr: string, index: number): void {
+  if (routeOwner.get(cidr) !== index) return;
+  (cidr.includes(":") ? core.routes6 : core.routes4).delete(cidr);
+  routeOwner.delete(cidr);
+}
+
+/**
+ * Applies peer updates between packet batches, at most APPLY_CHUNK peers at a time, so that taking thousands of peers
+ * never stops forwarding for long. Each peer's change is applied whole: a changed peer keeps its index and counters
+ * (unless another node took the index over); its new routes go in before the old ones that differ come out, so
+ * destinations it keeps always have a route. An update's removals go first (they may free addresses its new peers use),
+ * and the peer table is written in one core call per chunk. An update counts as applied (peerSeq) when all of it is.
+ */
+function applyPeerChunk(): void {
+  const work = backlog[0];
+  const ops: PeerOpSpec[] = [];
+  if (work.next === 0) {
+    for (const index of work.update.remove) {
+      const old = peers.get(index);
+      if (!old) continue;
+      for (const r of routesOf(old.entry)) dropRoute(r, index);
+      peers.delete(index);
+      ops.push({ op: "remove", index });
+    }
+  }
+  const end = Math.min(work.update.set.length, work.next + APPLY_CHUNK);
+  for (; work.next < end; work.next++) {
+    const p = work.update.set[work.next];
+    const old = peers.get(p.index);
+    try {
+      const dest = sockaddr(init.udpFamily, p.address, init.peerPort);
+      ops.push({ op: "set", index: p.index, peer: { address: p.address, vtepMAC: p.vtepMAC }, resetCounters: old?.entry.nodeName !== p.nodeName });
+      const routes = routesOf(p);
+      for (const r of routes) addRoute(r, p.index);
+      if (old) for (const r of routesOf(old.entry)) if (!routes.includes(r)) dropRoute(r, p.index);
+      peers.set(p.index, { entry: p, dest });
+    } catch (err) {
+      post({ type: "warning", role: init.role, message: `peer ${p.nodeName} (index ${p.index}): ${(err as Error).message}` });
+    }
+  }
+  const ignored = core.applyPeers(ops);
+  if (work.next >= work.update.set.length) {
+    backlog.shift();
+    peerSeq = work.update.seq;
+    if (ignored > 0) post({ type: "warning", role: init.role, message: `the core left out ${ignored} peer changes (a shared address?)` });
+  }
 }
 
 function handleControl(): void {
-  let applied = 0;
-  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control), applied++) {
+  for (let m = receiveMessageOnPort(control); m; m = receiveMessageOnPort(control)) {
     const msg = m.message as ControlMessage;
-    try {
-      if (msg.type === "setPeer") setPeer(msg.peer);
-      else if (msg.type === "removePeer") removePeer(msg.peer);
-      else if (msg.type === "stop") running = false;
-    } catch (err) {
-      post({ type: "error", role: init.role, message: `peer ${JSON.stringify(msg)}: ${(err as Error).message}` });
-    }
+    if (msg.type === "peers") backlog.push({ update: msg, next: 0 });
+    else if (msg.type === "stop") running = false;
   }
+  if (backlog.length === 0) return;
+  const seq = peerSeq;
+  applyPeerChunk();
   refreshBase();
   // Tell the main thread at once which peers are live here (status waits on it), not at the next periodic report.
-  if (applied > 0 && running) report();
+  if (peerSeq !== seq && running) report();
 }
 
 function report(): void {
-  const totals: Record<number, PeerTotals> = {};
-  for (const index of peers.keys()) totals[index] = core.peerCounters(index);
-  post({ type: "report", role: init.role, counters: { ...core.counters(), ...io }, peers: totals, batches: [...batchHistogram] });
+  let top = -1;
+  for (const index of peers.keys()) if (index > top) top = index;
+  const peerCounters = new BigUint64Array(core.memory.buffer, core.at.peerCounters, (top + 1) * PEER_COUNTER_FIELDS).slice();
+  const m: WorkerMessage = { type: "report", role: init.role, counters: { ...core.counters(), ...io }, batches: [...batchHistogram], peerCounters, peerSeq };
+  parentPort!.postMessage(m, [peerCounters.buffer]);
 }
 
 // ---- TX -----------------------------------------------------------------------------------------------------------------
@@ -180,7 +222,7 @@ function run(): void {
   post({ type: "ready", role: init.role });
   let nextReport = Date.now() + init.reportMs;
   while (running) {
-    if (pollFd(fd, POLLIN, POLL_MS) !== 0) step();
+    if (pollFd(fd, POLLIN, backlog.length > 0 ? 0 : POLL_MS) !== 0) step();
     handleControl();
     const now = Date.now();
     if (now >= nextReport) {

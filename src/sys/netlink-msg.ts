@@ -56,7 +56,10 @@ export const VETH_INFO_PEER = 1;
 export const IFF_UP = 0x1;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
+export const IFA_FLAGS = 8;
 export const IFA_F_NODAD = 0x02;
+export const IFA_F_DADFAILED = 0x08;
+export const IFA_F_TENTATIVE = 0x40;
 
 const NLMSGHDR_SIZE = 16;
 export const IFINFOMSG_SIZE = 16;

@@ -1,7 +1,7 @@
 // Address and route operations on an open rtnetlink socket, and the underlay lookup the agent sizes its MTU from.
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../net/addr.js";
 import { AF_INET, AF_INET6 } from "./libc.js";
-import { IFADDRMSG_SIZE, IFA_ADDRESS, IFA_F_NODAD, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+import { IFADDRMSG_SIZE, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NLM_F_REQUEST, type NlMessage, NlRequest, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY,
   RTA_TABLE, RTMSG_SIZE, RTM_DELADDR, RTM_DELROUTE, RTM_GETADDR, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWROUTE, RTNH_F_ONLINK,
   RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, attrU32,
@@ -19,6 +19,10 @@ export interface AddressInfo {
   cidr: string;
   scope: number;
   index: number;
+  /** IFA_F_* flags. */
+  flags: number;
+  /** A socket can bind it: not an IPv6 address still in (or failed) duplicate address detection. */
+  usable: boolean;
 }
 
 export interface RouteSpec {
@@ -120,6 +124,7 @@ function parseAddress(m: NlMessage): AddressInfo | null {
   const bytes = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
   if (!bytes || (p[0] !== AF_INET && p[0] !== AF_INET6)) return null;
   const address = formatIp(bytes);
+  const flags = attrU32(attrs.get(IFA_FLAGS)) ?? p[2];
   return {
     family: p[0] === AF_INET ? 4 : 6,
     address,
@@ -127,6 +132,8 @@ function parseAddress(m: NlMessage): AddressInfo | null {
     cidr: `${address}/${p[1]}`,
     scope: p[3],
     index: new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(4, true),
+    flags,
+    usable: (flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)) === 0,
   };
 }
 
@@ -138,10 +145,13 @@ export function listAddresses(nl: Rtnl, index?: number): AddressInfo[] {
     .filter((a): a is AddressInfo => a !== null && (index === undefined || a.index === index));
 }
 
-/** The interface holding local address `address` and the MTU a VXLAN overlay across it gets; null when none has it. */
+/**
+ * The interface holding local address `address` and the MTU a VXLAN overlay across it gets; null when none has it usable.
+ * Carrier does not matter: the kernel binds an address on a link that is not running yet.
+ */
 export function findUnderlay(nl: Rtnl, address: string): Underlay | null {
   const wanted = formatIp(parseIp(address).bytes);
-  const match = listAddresses(nl).find((a) => a.address === wanted);
+  const match = listAddresses(nl).find((a) => a.address === wanted && a.usable);
   if (!match) return null;
   const link = listLinks(nl).find((l) => l.index === match.index);
   if (!link) return null;

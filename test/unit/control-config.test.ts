@@ -3,11 +3,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseMAC } from "../../src/net/addr.js";
-import { ConfigError, deriveVtepMAC, loadAgentConfig, machineAddresses } from "../../src/control/config.js";
+import { ConfigError, deriveVtepMAC, loadAgentConfig } from "../../src/control/config.js";
 import { tempDir } from "./fixtures-control/helpers.js";
 
-const LOCAL = ["127.0.0.1", "10.0.0.1", "192.168.7.2", "fd00::1", "::1"];
-const opts = { localAddresses: () => LOCAL, hostname: () => "host-a" };
+const opts = { hostname: () => "host-a" };
 const minimal = { clusterCIDR: "10.244.0.0/16", publicIP: "10.0.0.1" };
 
 let tmp: ReturnType<typeof tempDir>;
@@ -30,6 +29,7 @@ describe("defaults", () => {
       clusterCIDR: "10.244.0.0/16",
       subnetLen: 24,
       publicIP: "10.0.0.1",
+      publicIPWait: 60,
       vni: 1,
       port: 4789,
       vtepMAC: deriveVtepMAC("host-a"),
@@ -39,13 +39,14 @@ describe("defaults", () => {
       socket: "/run/weft/weft.sock",
       stateDir: "/var/lib/weft",
       metrics: { host: "127.0.0.1", port: 9464 },
+      maxPeers: 8192,
     });
   });
 
-  it("takes nodeName from os.hostname() and addresses from os.networkInterfaces() when not injected", () => {
-    expect(machineAddresses()).toContain("127.0.0.1");
-    const c = loadAgentConfig(undefined, { clusterCIDR: "10.244.0.0/16", publicIP: "127.0.0.1", nodeName: "n1" });
-    expect(c.publicIP).toBe("127.0.0.1");
+  it("leaves whether this machine has publicIP to the start, which waits publicIPWait seconds for it", () => {
+    const c = loadAgentConfig(undefined, { ...minimal, publicIP: "192.0.2.77", "public-ip-wait": "5" }, opts);
+    expect(c.publicIP).toBe("192.0.2.77");
+    expect(c.publicIPWait).toBe(5);
   });
 
   it("accepts the docs/agent.md example file as is", () => {
@@ -85,6 +86,11 @@ describe("flags", () => {
     expect(c.subnetLen).toBe(26);
     expect(c.registry).toEqual({ type: "file", path: "/b.json" });
     expect(c.stateDir).toBe("/tmp/weft-state");
+  });
+
+  it("take the peer bound as --max-peers or maxPeers", () => {
+    expect(loadAgentConfig(undefined, { ...minimal, "max-peers": "20000" }, opts).maxPeers).toBe(20000);
+    expect(loadAgentConfig(file({ ...minimal, maxPeers: 65536 }), {}, opts).maxPeers).toBe(65536);
   });
 
   it("switch the registry type with a fresh registry object", () => {
@@ -155,10 +161,10 @@ const refusals: Refusal[] = [
   { name: "subnetLenV6 not longer than clusterCIDRv6", key: "subnetLenV6", flags: { ...minimal, clusterCIDRv6: "fd00:10::/64" } },
   { name: "a missing publicIP", key: "publicIP", flags: { clusterCIDR: "10.244.0.0/16" } },
   { name: "a malformed publicIP", key: "publicIP", flags: { ...minimal, publicIP: "10.0.0" } },
-  { name: "a publicIP this machine lacks", key: "publicIP", flags: { ...minimal, publicIP: "10.9.9.9" } },
+  { name: "a negative publicIPWait", key: "publicIPWait", flags: { ...minimal, publicIPWait: "-1" } },
+  { name: "a publicIPWait above an hour", key: "publicIPWait", file: { ...minimal, publicIPWait: 3601 } },
   { name: "a publicIP inside the Pod network", key: "publicIP", flags: { ...minimal, clusterCIDR: "10.0.0.0/16" } },
   { name: "an IPv4 publicIPv6", key: "publicIPv6", flags: { ...minimal, publicIPv6: "192.168.7.2" } },
-  { name: "a publicIPv6 this machine lacks", key: "publicIPv6", flags: { ...minimal, publicIPv6: "fd00::99" } },
   { name: "a VNI above 24 bits", key: "vni", flags: { ...minimal, vni: "16777216" } },
   { name: "a negative VNI", key: "vni", flags: { ...minimal, vni: "-1" } },
   { name: "port 0", key: "port", flags: { ...minimal, port: "0" } },
@@ -181,8 +187,11 @@ const refusals: Refusal[] = [
   { name: "metrics without a port", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1" } },
   { name: "metrics with a port above 65535", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1:99999" } },
   { name: "metrics with a bad IPv4 host", key: "metrics", flags: { ...minimal, metrics: "300.0.0.1:9464" } },
+  { name: "maxPeers 0", key: "maxPeers", flags: { ...minimal, "max-peers": "0" } },
+  { name: "maxPeers above the 16-bit peer index", key: "maxPeers", file: { ...minimal, maxPeers: 65537 } },
   { name: "a device name too long", key: "device", flags: { ...minimal, device: "weft-0123456789abc" } },
   { name: "a device name with a slash", key: "device", flags: { ...minimal, device: "we/ft" } },
+  { name: "a device name the kernel reserves", key: "device", flags: { ...minimal, device: "default" } },
   { name: "an invalid nodeName", key: "nodeName", flags: { ...minimal, nodeName: "node 1" } },
   { name: "a config file that is not JSON", key: "config", file: "{ nodeName: node1" },
   { name: "a config file holding an array", key: "config", file: [minimal] },
@@ -201,6 +210,11 @@ describe("refusals name the key", () => {
     expect((error as ConfigError).key).toBe(key);
     expect((error as ConfigError).message).toContain(`${key}:`);
     expect((error as ConfigError).message).toMatch(/expected /);
+  });
+
+  it("the unknown-flag refusal lists every key's flag in kebab-case", () => {
+    expect(() => loadAgentConfig(undefined, { ...minimal, "--frobnicate": "1" }, opts))
+      .toThrow(/--public-ip, --public-ip-wait, --cluster-cidr-v6, .*--public-ip-v6, .*--state-dir/);
   });
 
   it("refuses a config file that does not exist, naming it", () => {

@@ -26,7 +26,7 @@ function config(nodeName: string, flags: Record<string, string> = {}): AgentConf
   return loadAgentConfig(undefined, {
     nodeName, clusterCIDR: "10.244.0.0/16", publicIP: "10.0.0.1", stateDir: join(tmp.dir, `state-${nodeName}`),
     "registry-path": peers, ...flags,
-  }, { localAddresses: () => ["10.0.0.1", "fd00::1"] });
+  });
 }
 
 function registry(nodeName: string): FileRegistry {

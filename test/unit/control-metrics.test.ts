@@ -27,6 +27,21 @@ describe("WeftMetrics", () => {
     expect(text).toContain("weft_peers 1");
   });
 
+  it("counts refused node records by reason, and shows those refused now", async () => {
+    const m = new WeftMetrics({ processMetrics: false });
+    m.countRefusal("underlay_address");
+    m.countRefusal("underlay_address");
+    m.countRefusal("vni");
+    m.setRefused({ underlay_address: 1, vni: 1 });
+    m.setRefused({ underlay_address: 1 });
+    const text = await m.text();
+    expect(text).toContain("# TYPE weft_peer_records_refused_total counter");
+    expect(text).toContain('weft_peer_records_refused_total{reason="underlay_address"} 2');
+    expect(text).toContain('weft_peer_records_refused_total{reason="vni"} 1');
+    expect(text).toContain('weft_peer_records_refused_current{reason="underlay_address"} 1');
+    expect(text).not.toContain('weft_peer_records_refused_current{reason="vni"}');
+  });
+
   it("exports batch sizes, offload state and node info", async () => {
     const m = new WeftMetrics({ processMetrics: false });
     m.observeBatch("tx", 32);
