@@ -29,7 +29,7 @@ function agentConfig(cluster: EtcdCluster, n: number, registry: Partial<EtcdRegi
   const publicIP = `192.0.2.${n}`;
   const base = loadAgentConfig(undefined, {
     nodeName: `node${n}`, clusterCIDR: "10.244.0.0/16", publicIP, port: "8472", stateDir: join(tmp.dir, `state${n}-${++stateDirs}`),
-  }, { localAddresses: () => [publicIP] });
+  });
   const etcdConfig: EtcdRegistryConfig = { type: "etcd", endpoints: cluster.endpoints, prefix: PREFIX, leaseTTL: 3600, ...cluster.tls, ...registry };
   return { ...base, registry: etcdConfig, ...extra };
 }
