@@ -18,11 +18,24 @@ declare -A WEFT_DEBIAN_PACKAGES=(
   [etcdctl]=etcd-client
 )
 
+# file → Debian package that provides it: the reference CNI plugins, which Debian installs in /usr/lib/cni (the CNI tests,
+# the demo's chained conflist and `weft install-cni` use them from there)
+declare -A WEFT_DEBIAN_FILES=(
+  [/usr/lib/cni/host-local]=containernetworking-plugins
+  [/usr/lib/cni/portmap]=containernetworking-plugins
+  [/usr/lib/cni/bandwidth]=containernetworking-plugins
+  [/usr/lib/cni/tuning]=containernetworking-plugins
+)
+
 ensure_debian_packages() {
   local missing=()
   for cmd in "${!WEFT_DEBIAN_PACKAGES[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${WEFT_DEBIAN_PACKAGES[$cmd]}")
   done
+  for file in "${!WEFT_DEBIAN_FILES[@]}"; do
+    [ -x "$file" ] || missing+=("${WEFT_DEBIAN_FILES[$file]}")
+  done
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "weft: missing Debian packages: ${missing[*]} — install them (as root: apt-get install ${missing[*]})" >&2

@@ -2,13 +2,15 @@
 // a conflist (weft, then portmap) into its config directory. Both are replaced atomically: a runtime may execute the
 // plugin or read the config at any moment, and must never see half a file. The temporaries end in .tmp, an extension
 // the runtimes' config loaders ignore.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { writeFileAtomic } from "../control/atomic-file.js";
 import { PACKAGE_ROOT } from "../paths.js";
 
 export const CNI_FRONTEND = join(PACKAGE_ROOT, "build", "cni", "weft");
 export const DEFAULT_SOCKET = "/run/weft/weft.sock";
+/** Where Debian's containernetworking-plugins puts the reference plugins. */
+export const DEBIAN_PLUGINS_DIR = "/usr/lib/cni";
 const MAX_SOCKET_PATH_BYTES = 107; // sockaddr_un.sun_path less its NUL
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/; // CNI spec: network names
 const MIN_MTU = 68;
@@ -22,6 +24,8 @@ export interface InstallCniOptions {
   name?: string;
   /** The front end to install; the one `npm run build` made unless given. */
   source?: string;
+  /** Where to find portmap when binDir lacks it. */
+  referencePluginsDir?: string;
 }
 
 export async function runInstallCni({
@@ -31,6 +35,7 @@ export async function runInstallCni({
   mtu,
   name = "weft",
   source = CNI_FRONTEND,
+  referencePluginsDir = DEBIAN_PLUGINS_DIR,
 }: InstallCniOptions = {}): Promise<number> {
   const problem = checkOptions({ socket, mtu, name });
   if (problem) {
@@ -53,7 +58,14 @@ export async function runInstallCni({
     console.error(`weft install-cni: ${(err as Error).message}`);
     return 1;
   }
-  if (!existsSync(join(binDir, "portmap"))) {
+  const portmap = join(binDir, "portmap");
+  const packaged = join(referencePluginsDir, "portmap");
+  if (!existsSync(portmap) && existsSync(packaged)) {
+    // The conflist chains portmap, and runtimes look for it in binDir only.
+    symlinkSync(packaged, portmap);
+    console.log(`linked ${portmap} → ${packaged} (the reference plugin, as the distribution installed it)`);
+  }
+  if (!existsSync(portmap)) {
     console.warn(`note: ${join(binDir, "portmap")} is missing; hostPort mappings need the CNI reference plugins (containernetworking-plugins) in ${binDir}`);
   }
   return 0;

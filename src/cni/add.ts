@@ -1,5 +1,5 @@
-// ADD: the steps of attaching a Pod, top to bottom. Each step that leaves something behind pushes its undo; a failure
-// anywhere runs the undo stack backwards, so a failed ADD leaves no veth, route or reserved address.
+// ADD: the steps of attaching a Pod, top to bottom (docs/cni.md). Each step that leaves something behind pushes its undo; a
+// failure anywhere runs the undo stack backwards, so a failed ADD leaves no veth, route, reserved address or record.
 import type { Logger } from "pino";
 import { type Env, type NetConf, containerIdFrom, hasDns, ifnameFrom, netnsFrom, parseCniArgs } from "./config.js";
 import { type CniContext, delegates, podMtu } from "./context.js";
@@ -7,7 +7,9 @@ import { CniError, ERR } from "./errors.js";
 import { type Attachment, type IpamResult, attachmentKey } from "./ipam.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
 import { type CniResult, ipFamily, shapeResult } from "./result.js";
-import { type LinkState, type VethPair, configureHost, configurePod, createPair, hostAlias, hostVethName, linkIn } from "./wiring.js";
+import { removeRecordedVeth } from "./del.js";
+import type { AttachmentRecord } from "./records.js";
+import { type LinkState, type VethPair, configureHost, configurePod, createPair, hostAlias, hostLink, hostVethName, linkIn } from "./wiring.js";
 
 type Undo = () => void | Promise<void>;
 
@@ -34,7 +36,7 @@ export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env): Promise<
   const containerID = containerIdFrom(env);
   const ifname = ifnameFrom(env);
   const pod = parseCniArgs(env.CNI_ARGS);
-  const netns = netnsFrom(env);
+  const netns = netnsFrom(env, ctx.ownNetns);
   const attachment: Attachment = { network: conf.name, containerID, ifname };
   const pair: VethPair = { hostVeth: hostVethName(containerID, ifname), netns, ifname, mtu: podMtu(ctx, conf) };
   ensureInterfaceFree(pair);
@@ -43,12 +45,19 @@ export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env): Promise<
   ctx.inFlight.add(key);
   const undo = new UndoStack();
   try {
+    await removeInterruptedAdd(ctx, attachment);
+    ensureHostNameFree(pair);
+    const record: AttachmentRecord = { ...attachment, phase: "adding", hostVeth: { name: pair.hostVeth }, netns,
+      addresses: [], gateways: [], podRoutes: [], hostRoutes: [] };
+    // Written before the first change, so that whatever an agent killed from here on leaves, DEL and GC can find.
+    ctx.records.write(record);
+    undo.push("remove the attachment record", () => ctx.records.remove(attachment));
     const ipam = await allocateAddresses(ctx, conf, env, attachment, undo);
-    await removeLeftoverVeth(ctx, pair);
     createPair(pair);
-    undo.push("delete veth", () => ctx.reaper.delete(pair.hostVeth).then(() => undefined));
+    undo.push("delete veth", () => removeRecordedVeth(ctx, record).then(() => undefined));
     const podLink = configurePod(pair, ipam.ips, ipam.routes);
     const hostLink = configureHost(pair, ipam.ips, hostAlias(conf.name, containerID, ifname));
+    ctx.records.write(completeRecord(record, hostLink, ipam));
     const result = attachmentResult(pair, hostLink, podLink, ipam, conf);
     ctx.log.info({ containerID, ifname, pod: pod.K8S_POD_NAME ? `${pod.K8S_POD_NAMESPACE}/${pod.K8S_POD_NAME}` : undefined,
       ips: ipam.ips.map((ip) => ip.address), hostVeth: pair.hostVeth }, "CNI ADD");
@@ -95,11 +104,36 @@ async function allocateAddresses(ctx: CniContext, conf: NetConf, env: Env, a: At
 }
 
 /**
- * A host veth with this attachment's name outlived an interrupted ADD (the Pod's end is not in the Pod, we checked):
- * it is ours, and in the way.
+ * A record of this attachment without its Pod interface (ensureInterfaceFree checked) is what an interrupted ADD, or an
+ * ADD whose DEL never came, left: its veth is ours and in the way. Its addresses stay reserved for this ADD to reuse.
  */
-async function removeLeftoverVeth(ctx: CniContext, pair: VethPair): Promise<void> {
-  if (await ctx.reaper.delete(pair.hostVeth)) ctx.log.warn({ hostVeth: pair.hostVeth }, "CNI ADD: removed a veth left by an interrupted ADD");
+async function removeInterruptedAdd(ctx: CniContext, a: Attachment): Promise<void> {
+  const previous = ctx.records.read(a);
+  if (!previous) return;
+  const removed = await removeRecordedVeth(ctx, previous);
+  ctx.records.remove(a);
+  ctx.log.warn({ ...a, phase: previous.phase, removed }, "CNI ADD: cleaned up what an earlier ADD of this attachment left");
+}
+
+/** A link with the host veth's name that no record of ours accounts for is someone else's: not to be deleted or reused. */
+function ensureHostNameFree(pair: VethPair): void {
+  const link = hostLink(pair.hostVeth);
+  if (link) {
+    throw new CniError(ERR.IO, `the node already has an interface ${pair.hostVeth} (${link.kind ?? "device"}) that weft did not create; ` +
+      "weft names this attachment's host veth so: remove that interface");
+  }
+}
+
+function completeRecord(record: AttachmentRecord, host: LinkState, ipam: IpamResult): AttachmentRecord {
+  return {
+    ...record,
+    phase: "added",
+    hostVeth: { name: host.name, ifindex: host.index },
+    addresses: ipam.ips.map((ip) => ip.address),
+    gateways: [...new Set(ipam.ips.map((ip) => ip.gateway!))],
+    podRoutes: ipam.routes.map((r) => (r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst })),
+    hostRoutes: ipam.ips.map((ip) => `${ip.address.split("/")[0]}/${ipFamily(ip.address) === 4 ? 32 : 128}`),
+  };
 }
 
 /** Host veth first, the Pod's interface second (ips point at it), as ptp reports them. */

@@ -1,13 +1,13 @@
-// CHECK (spec ≥ 0.4.0): is the Pod still wired as its prevResult says? The Pod's interface, its addresses and routes, the
-// host veth with the gateway and the route back, and the address reservation. Routes a later plugin added are fine; ours
-// missing are not.
+// CHECK (spec ≥ 0.4.0, docs/cni.md): is the Pod still wired as its prevResult says, through the host veth weft's record
+// names? The Pod's interface, its addresses and routes, the host veth with the gateway and the route back, and the
+// address reservation. Routes a later plugin added are fine; ours missing are not.
 import { cidrToString, formatIPBytes, parseCIDR } from "../net/addr.js";
 import { type Env, type NetConf, compareVersions, containerIdFrom, ifnameFrom, netnsFrom, parseCniArgs } from "./config.js";
 import { type CniContext, delegates } from "./context.js";
 import { CniError, ERR } from "./errors.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
 import { type CniIp, type CniResult, ipFamily, parseResult } from "./result.js";
-import { type Observed, hostVethName, observeHost, observePod } from "./wiring.js";
+import { type Observed, observeHost, observePod, recordedHostVeth } from "./wiring.js";
 
 const mismatch = (msg: string): CniError => new CniError(ERR.CHECK_MISMATCH, msg);
 
@@ -29,15 +29,21 @@ export async function cmdCheck(ctx: CniContext, conf: NetConf, env: Env): Promis
   const containerID = containerIdFrom(env);
   const ifname = ifnameFrom(env);
   parseCniArgs(env.CNI_ARGS);
-  const netns = netnsFrom(env);
   if (conf.prevResult === undefined) throw new CniError(ERR.INVALID_CONFIG, "CHECK needs prevResult: the result of this attachment's ADD");
+  const netns = netnsFrom(env, ctx.ownNetns);
   const prev = parseResult(conf.prevResult, "prevResult");
   const ips = podAddresses(prev, ifname, netns);
+  const record = ctx.records.read({ network: conf.name, containerID, ifname });
+  if (record?.phase !== "added") {
+    throw new CniError(ERR.UNKNOWN_CONTAINER, `weft holds no attachment of ${containerID}/${ifname} on network ${conf.name}: ADD it first`);
+  }
 
   checkReservation(ctx, conf, containerID, ifname, ips);
   if (delegates(conf)) await new DelegatedIpam(conf, env).check();
   checkPod(observePod(netns, ifname), prev, ifname, ips);
-  checkHost(observeHost(hostVethName(containerID, ifname)), ips);
+  const hostVeth = recordedHostVeth(record);
+  if (hostVeth === null) throw mismatch(`the Pod's host veth ${record.hostVeth.name} is missing (or is no longer the one weft created)`);
+  checkHost(observeHost(hostVeth), ips);
 }
 
 /** The addresses prevResult gives the Pod's interface (the one named CNI_IFNAME in CNI_NETNS). */

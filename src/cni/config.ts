@@ -1,6 +1,6 @@
 // What a CNI call brings: the network configuration on stdin and the CNI_* environment. Everything is checked here,
 // once, and every refusal names the field or variable to fix, with the spec's error code.
-import { statfsSync } from "node:fs";
+import { statSync, statfsSync } from "node:fs";
 import { CniError, ERR } from "./errors.js";
 
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
@@ -163,11 +163,16 @@ export function containerIdFrom(env: Env): string {
   return id;
 }
 
+const MAX_IFNAME_BYTES = 15;
+
 export function ifnameFrom(env: Env): string {
   const name = env.CNI_IFNAME;
   if (!name) throw new CniError(ERR.INVALID_ENV, "CNI_IFNAME is missing: the runtime must name the interface to create (e.g. eth0)");
-  if (name.length > 15) {
-    throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME ${JSON.stringify(name)} is ${name.length} characters long; Linux allows at most 15`);
+  // The kernel counts bytes (IFNAMSIZ 16 with the NUL), not characters.
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_IFNAME_BYTES) {
+    throw new CniError(ERR.INVALID_ENV,
+      `CNI_IFNAME ${JSON.stringify(name)} is ${bytes} bytes long in UTF-8; Linux allows interface names of at most ${MAX_IFNAME_BYTES} bytes`);
   }
   if (name === "." || name === ".." || /[/:\s]/.test(name)) {
     throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME ${JSON.stringify(name)} is not a valid interface name (no '/', ':', whitespace, "." or "..")`);
@@ -177,31 +182,40 @@ export function ifnameFrom(env: Env): string {
 
 const NSFS_MAGIC = 0x6e736673;
 
-/** CNI_NETNS for ADD and CHECK: set, present (else the container is unknown), and a namespace file. */
-export function netnsFrom(env: Env): string {
+/** A namespace's identity: the nsfs device and inode behind any path that names it. */
+export interface NetnsId {
+  dev: number;
+  ino: number;
+}
+
+export function netnsIdOf(path: string): NetnsId {
+  const st = statSync(path);
+  return { dev: st.dev, ino: st.ino };
+}
+
+/**
+ * CNI_NETNS for ADD and CHECK: set, present (else the container is unknown), a namespace file, and not the namespace the
+ * agent itself runs in (both veth ends, the Pod's address and its routes would land in the host's namespace).
+ */
+export function netnsFrom(env: Env, own: NetnsId): string {
   const path = env.CNI_NETNS;
   if (!path) throw new CniError(ERR.INVALID_ENV, "CNI_NETNS is missing: the runtime must pass the Pod's network namespace path");
   let type: number;
+  let id: NetnsId;
   try {
     type = Number(statfsSync(path).type);
+    id = netnsIdOf(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${path} does not exist: the Pod's network namespace is gone`);
     throw new CniError(ERR.INVALID_ENV, `CNI_NETNS ${path}: ${(err as Error).message}`);
   }
   if (type !== NSFS_MAGIC) throw new CniError(ERR.INVALID_ENV, `CNI_NETNS ${path} is not a network namespace (not on nsfs)`);
-  return path;
-}
-
-/** CNI_NETNS for DEL: optional, and a missing path is simply nothing to clean inside. */
-export function optionalNetns(env: Env): string | undefined {
-  const path = env.CNI_NETNS;
-  if (!path) return undefined;
-  try {
-    return Number(statfsSync(path).type) === NSFS_MAGIC ? path : undefined;
-  } catch {
-    return undefined;
+  if (id.dev === own.dev && id.ino === own.ino) {
+    throw new CniError(ERR.INVALID_ENV,
+      `CNI_NETNS ${path} is the weft agent's own network namespace (the node's), not a Pod's: weft attaches Pods in namespaces of their own`);
   }
+  return path;
 }
 
 /** CNI_PATH: the directories delegated plugins are looked up in. */

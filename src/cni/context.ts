@@ -2,7 +2,9 @@
 // (GC must not collect an ADD that is halfway through).
 import type { Logger } from "pino";
 import type { NetConf } from "./config.js";
+import type { NetnsId } from "./config.js";
 import type { BuiltinIpam } from "./ipam.js";
+import type { AttachmentRecords } from "./records.js";
 import type { VethReaper } from "./reaper.js";
 
 export interface CniServiceOptions {
@@ -11,7 +13,7 @@ export interface CniServiceOptions {
   subnetV6?: string;
   /** The Pod MTU (underlay MTU minus the VXLAN overhead). */
   mtu: number;
-  /** Reservations live under <stateDir>/ipam. */
+  /** Reservations live under <stateDir>/ipam, attachment records under <stateDir>/attachments. */
   stateDir: string;
   log: Logger;
   /** STATUS answers "not available" (50) while this is false. */
@@ -22,6 +24,9 @@ export interface CniContext {
   opts: CniServiceOptions;
   log: Logger;
   builtin: BuiltinIpam;
+  records: AttachmentRecords;
+  /** The namespace the service wires host ends in (its own): never a Pod's. */
+  ownNetns: NetnsId;
   reaper: VethReaper;
   /** attachmentKey() of every ADD in progress. */
   inFlight: Set<string>;

@@ -1,12 +1,13 @@
-// GC (spec 1.1.0): the runtime lists the attachments of this network that are still valid; everything else weft holds for
-// the network is stale: reservations left by Pods whose DEL never came (or by an agent killed mid-ADD), and host veths
-// without a Pod the runtime knows. ADDs in progress are not stale yet. Every step runs even when one fails.
+// GC (spec 1.1.0): the runtime lists the attachments of this network that are still valid; every other attachment weft
+// holds a record of for the network is stale (a Pod whose DEL never came, an agent killed mid-ADD) and goes as DEL would
+// take it, by its record. What weft has no record of is not weft's to collect, whatever its name or alias
+// (docs/cni.md). ADDs in progress are not stale yet. Every step runs even when one fails.
 import { type Env, type NetConf, compareVersions } from "./config.js";
 import { type CniContext, delegates } from "./context.js";
+import { removeRecordedVeth } from "./del.js";
 import { CniError, ERR, asCniError } from "./errors.js";
 import { type Attachment, attachmentKey } from "./ipam.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
-import { hostVethName, listHostVeths, parseHostAlias } from "./wiring.js";
 
 interface Valid {
   containerID: string;
@@ -36,40 +37,35 @@ export async function cmdGc(ctx: CniContext, conf: NetConf, env: Env): Promise<v
   const valid = validAttachments(conf.raw);
   const validKeys = new Set(valid.map((v) => attachmentKey({ network: conf.name, ...v })));
   const keep = (a: Attachment) => validKeys.has(attachmentKey(a)) || ctx.inFlight.has(attachmentKey(a));
-  const failures: string[] = [];
+  const failures: CniError[] = [];
   const step = async (what: string, fn: () => unknown) => {
     try {
       await fn();
     } catch (err) {
-      failures.push(asCniError(err, what).message);
+      failures.push(asCniError(err, what));
     }
   };
 
+  const removed: string[] = [];
+  await step("removing stale attachments", async () => removed.push(...(await removeStaleAttachments(ctx, conf.name, keep))));
   let freed: Attachment[] = [];
   if (!delegates(conf)) await step("releasing stale reservations", () => (freed = ctx.builtin.collect(conf.name, keep)));
-  const removed: string[] = [];
-  await step("removing stale veths", async () => removed.push(...(await removeStaleVeths(ctx, conf.name, valid, keep))));
   if (delegates(conf)) await step("IPAM GC", () => new DelegatedIpam(conf, env).optional("GC"));
 
   ctx.log.info({ network: conf.name, valid: valid.length, released: freed.map((a) => `${a.containerID}/${a.ifname}`), removed },
     "CNI GC");
-  if (failures.length > 0) throw new CniError(ERR.IO, `GC did not finish: ${failures[0]}`, failures.join("\n"));
+  // The first failure's code: an IPAM plugin missing from CNI_PATH is a config error here as in ADD.
+  if (failures.length > 0) {
+    throw new CniError(failures[0].code, `GC did not finish: ${failures[0].message}`, failures.map((f) => f.message).join("\n"));
+  }
 }
 
-/**
- * Host veths of this network whose attachment is not kept. A veth without weft's alias was made by an ADD killed before
- * it could label it: stale unless its name is that of a kept attachment.
- */
-async function removeStaleVeths(ctx: CniContext, network: string, valid: Valid[], keep: (a: Attachment) => boolean): Promise<string[]> {
-  const keptNames = new Set(valid.map((v) => hostVethName(v.containerID, v.ifname)));
-  for (const key of ctx.inFlight) {
-    const [, containerID, ifname] = key.split("/");
-    keptNames.add(hostVethName(containerID, ifname));
-  }
-  const stale = listHostVeths().filter((link) => {
-    const owner = parseHostAlias(link.alias);
-    return owner ? owner.network === network && !keep(owner) : !keptNames.has(link.name);
-  });
-  const removed = await Promise.all(stale.map((link) => ctx.reaper.delete(link.name)));
-  return stale.filter((_, i) => removed[i]).map((link) => link.name);
+/** The host veths of this network's stale records (those still weft's), then the records; returns the veths removed. */
+async function removeStaleAttachments(ctx: CniContext, network: string, keep: (a: Attachment) => boolean): Promise<string[]> {
+  const stale = ctx.records.list(network).filter((r) => !keep(r));
+  const removed = await Promise.all(stale.map((r) => removeRecordedVeth(ctx, r)));
+  // An ADD of one of them may have begun meanwhile: its new record stays. The reservations go with builtin.collect (or the
+  // IPAM plugin's GC) right after.
+  for (const r of stale) if (!keep(r)) ctx.records.remove(r);
+  return removed.filter((name): name is string => name !== undefined);
 }

@@ -1,15 +1,17 @@
-// The agent's CNI service: the native front end forwards each plugin call (its CNI_* environment and stdin) and prints
+// The agent's CNI service (docs/cni.md): the native front end forwards each plugin call (its CNI_* environment and stdin) and prints
 // what comes back. Calls route to one handler per command; whatever goes wrong comes back as the spec's error JSON with
 // exit code 1, never as an exception.
 import { cmdAdd } from "./add.js";
 import { cmdCheck } from "./check.js";
-import { type Env, LATEST_VERSION, parseNetConf, peekVersion } from "./config.js";
+import { CURRENT_NETNS } from "../sys/netns.js";
+import { type Env, LATEST_VERSION, netnsIdOf, parseNetConf, peekVersion } from "./config.js";
 import type { CniContext, CniServiceOptions } from "./context.js";
 import { cmdDel } from "./del.js";
 import { CniError, ERR, asCniError, errorOutput } from "./errors.js";
 import { cmdGc } from "./gc.js";
 import { BuiltinIpam } from "./ipam.js";
 import { VethReaper } from "./reaper.js";
+import { AttachmentRecords } from "./records.js";
 import { cmdStatus, versionInfo } from "./status.js";
 
 export type { CniServiceOptions } from "./context.js";
@@ -53,6 +55,9 @@ export function createCniService(opts: CniServiceOptions): CniService {
     log: opts.log,
     builtin: new BuiltinIpam({ subnet: opts.subnet, subnetV6: opts.subnetV6, stateDir: opts.stateDir }),
     reaper: new VethReaper(),
+    records: new AttachmentRecords(opts.stateDir),
+    // Host veths land in the namespace of the thread that creates the service: the agent's own.
+    ownNetns: netnsIdOf(CURRENT_NETNS),
     inFlight: new Set(),
   };
   const queue = new KeyedQueue();

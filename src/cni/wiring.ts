@@ -1,5 +1,6 @@
-// The kernel side of a Pod attachment, all through rtnetlink (src/sys), never the `ip` binary. Routed like the reference
-// ptp plugin: a veth pair, the Pod's end holding its address and a route to a gateway that lives on the host's end.
+// The kernel side of a Pod attachment (docs/cni.md, "Wiring"), all through rtnetlink (src/sys), never the `ip` binary.
+// Routed like the reference ptp plugin: a veth pair, the Pod's end holding its address and a route to a gateway that lives
+// on the host's end.
 //
 //   Pod netns:  eth0 10.244.1.7/24   10.244.1.1 dev eth0 scope link   default via 10.244.1.1 dev eth0
 //   host:       weft<11 hex> 10.244.1.1/32 (the same gateway on every Pod's veth)   10.244.1.7 dev weft<11 hex>
@@ -11,10 +12,11 @@ import { parseCIDR, cidrToString } from "../net/addr.js";
 import { SysError } from "../sys/libc.js";
 import { type RouteInfo, type Rtnl, addAddress, addRoute, createVeth, deleteLink, deleteRoute, listAddresses, listRoutes,
   replaceRoute, rtnl, setLink, setLinkUp } from "../sys/netlink.js";
-import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, NLM_F_ACK, NLM_F_REQUEST,
   type NlMessage, NlRequest, RTM_DELLINK, RTM_GETLINK, attrString, attrU32, ifinfomsg, parseAttrs } from "../sys/netlink-msg.js";
 import { withNetns } from "../sys/netns.js";
 import { CniError, ERR } from "./errors.js";
+import type { AttachmentRecord } from "./records.js";
 import { type CniIp, type CniRoute, ipFamily } from "./result.js";
 
 const ENODEV = 19;
@@ -29,14 +31,19 @@ export function hostVethName(containerID: string, ifname: string): string {
   return `weft${createHash("sha256").update(`${containerID}:${ifname}`).digest("hex").slice(0, 11)}`;
 }
 
-const HOST_VETH = /^weft[0-9a-f]{11}$/;
+const ALIAS_MAX = 254;
 
-/** What the host end's alias says (network, container, interface), so GC can tell whose a veth is. */
-export const hostAlias = (network: string, containerID: string, ifname: string): string => `weft ${network} ${containerID} ${ifname}`;
-
-export function parseHostAlias(alias: string | undefined): { network: string; containerID: string; ifname: string } | null {
-  const parts = alias?.split(" ");
-  return parts && parts.length === 4 && parts[0] === "weft" ? { network: parts[1], containerID: parts[2], ifname: parts[3] } : null;
+/**
+ * The host end's alias, for whoever reads `ip link`: network, container, interface, cut to what the kernel keeps (255 bytes,
+ * counting the NUL that the attribute carries).
+ * Nothing reads it back: what a veth is for is in weft's attachment record (records.ts).
+ */
+export function hostAlias(network: string, containerID: string, ifname: string): string {
+  const full = Buffer.from(`weft ${network} ${containerID} ${ifname}`);
+  if (full.length <= ALIAS_MAX) return full.toString();
+  let end = ALIAS_MAX;
+  while (end > 0 && (full[end] & 0xc0) === 0x80) end--; // not inside a UTF-8 sequence
+  return full.subarray(0, end).toString();
 }
 
 // ---- links as weft reads them: with MAC address and alias --------------------------------------------------------------
@@ -76,13 +83,6 @@ function findLinkState(nl: Rtnl, name: string): LinkState | null {
     if (err instanceof SysError && err.errno === ENODEV) return null;
     throw err;
   }
-}
-
-/** The host veths weft made in the calling thread's namespace (by name), with their aliases. */
-export function listHostVeths(): LinkState[] {
-  return rtnl((nl) => nl.query(new NlRequest(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).raw(ifinfomsg({})), "links"))
-    .map(parseLinkState)
-    .filter((l) => l.kind === "veth" && HOST_VETH.test(l.name));
 }
 
 /** Runs `fn` inside the Pod's namespace; a path that is no network namespace is the runtime's mistake (CNI_NETNS). */
@@ -168,14 +168,10 @@ export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): 
   });
 }
 
-// The kernel keeps at most 255 bytes of alias; a longer one (an absurdly long network name) is left out, and GC then
-// knows the veth by its name alone.
-const ALIAS_MAX = 255;
-
 /** The host end: its alias, the gateway address(es) as host prefixes, up, and a route to each Pod address. */
 export function configureHost(pair: VethPair, ips: CniIp[], alias: string): LinkState {
   return rtnl((nl) => {
-    if (Buffer.byteLength(alias) <= ALIAS_MAX) setLink(nl, pair.hostVeth, "set alias", (req) => req.string(IFLA_IFALIAS, alias));
+    setLink(nl, pair.hostVeth, "set alias", (req) => req.string(IFLA_IFALIAS, alias));
     for (const gateway of gatewaysOf(ips)) addAddress(nl, pair.hostVeth, hostPrefix(gateway), { nodad: ipFamily(gateway) === 6 });
     setLinkUp(nl, pair.hostVeth, true);
     // Replace, not add: a route left by a veth that vanished without its DEL must not block this Pod.
@@ -231,10 +227,19 @@ export function deleteDoomed(): boolean {
   });
 }
 
-/** Deletes the Pod's interface when it is a veth still there without its host end. */
-export function deletePodVeth(netns: string, ifname: string): boolean {
-  return inNetns(netns, () => rtnl((nl) => findLinkState(nl, ifname)?.kind === "veth" && deleteIfPresent(nl, ifname)));
+/**
+ * The host veth a record names, when the link of that name is still the one weft made: a veth, with the recorded ifindex
+ * (an "adding" record has none yet: the name was free when it was written and the ADD that wrote it was creating it).
+ */
+export function recordedHostVeth(record: AttachmentRecord): string | null {
+  const link = rtnl((nl) => findLinkState(nl, record.hostVeth.name));
+  if (!link || link.kind !== "veth") return null;
+  if (record.hostVeth.ifindex !== undefined && link.index !== record.hostVeth.ifindex) return null;
+  return link.name;
 }
+
+/** Link `name` in the calling thread's namespace (the host's), or null. */
+export const hostLink = (name: string): LinkState | null => rtnl((nl) => findLinkState(nl, name));
 
 // ---- CHECK --------------------------------------------------------------------------------------------------------------
 

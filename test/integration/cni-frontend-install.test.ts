@@ -1,11 +1,11 @@
 // `weft install-cni` into temporary plugin and config directories: the front end lands executable and working, the
 // conflist is weft then portmap, and a second install replaces both files by rename (new inodes, no temporaries left).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { CNI_FRONTEND, runInstallCni } from "../../src/cli/install-cni.js";
+import { CNI_FRONTEND, DEBIAN_PLUGINS_DIR, runInstallCni } from "../../src/cli/install-cni.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -50,10 +50,26 @@ describe.skipIf(!isRoot)("weft install-cni (root)", () => {
     const after = [statSync(join(binDir, "weft")).ino, statSync(join(confDir, "10-weft.conflist")).ino];
     expect(after[0]).not.toBe(before[0]);
     expect(after[1]).not.toBe(before[1]);
-    expect(readdirSync(binDir)).toEqual(["weft"]);
+    expect(readdirSync(binDir).sort()).toEqual(existsSync(join(DEBIAN_PLUGINS_DIR, "portmap")) ? ["portmap", "weft"] : ["weft"]);
     expect(readdirSync(confDir)).toEqual(["10-weft.conflist"]);
     const conf = JSON.parse(readFileSync(join(confDir, "10-weft.conflist"), "utf8"));
     expect(conf.plugins[0]).toEqual({ type: "weft", socket: "/run/weft/weft.sock" });
+  });
+
+  it.skipIf(!existsSync(join(DEBIAN_PLUGINS_DIR, "portmap")))("links the distribution's portmap into a bin dir that lacks it, without a warning", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const bin = join(dir, "fresh-bin");
+    expect(await runInstallCni({ binDir: bin, confDir: join(dir, "fresh-conf") })).toBe(0);
+    expect(readlinkSync(join(bin, "portmap"))).toBe(join(DEBIAN_PLUGINS_DIR, "portmap"));
+    expect(warn.mock.calls.flat().join(" ")).not.toContain("portmap");
+  });
+
+  it("warns that portmap is missing when neither the bin dir nor the distribution has it", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const bin = join(dir, "bare-bin");
+    expect(await runInstallCni({ binDir: bin, confDir: join(dir, "bare-conf"), referencePluginsDir: join(dir, "no-plugins") })).toBe(0);
+    expect(readdirSync(bin)).toEqual(["weft"]);
+    expect(warn.mock.calls.flat().join(" ")).toContain("portmap is missing");
   });
 
   it("refuses, saying how to build it, when the front end is not built", async () => {

@@ -84,7 +84,16 @@ describe("environment", () => {
 
   it("CNI_IFNAME missing, too long or malformed → 4", async () => {
     await expectError({ ...env(), CNI_IFNAME: "" }, conf(), 4, /CNI_IFNAME is missing/);
-    await expectError(env({ CNI_IFNAME: "a23456789012345x" }), conf(), 4, /16 characters long; Linux allows at most 15/);
+    await expectError(env({ CNI_IFNAME: "a23456789012345x" }), conf(), 4, /16 bytes long in UTF-8; Linux allows interface names of at most 15 bytes/);
+  });
+
+  it("CNI_IFNAME of at most 15 characters but more than 15 bytes (multi-byte UTF-8) → 4 naming the limit, for ADD, CHECK and DEL", async () => {
+    for (const name of ["ééééééééé", "网络接口一二三", "eth0😀😀😀"]) {
+      for (const command of ["ADD", "CHECK", "DEL"]) {
+        await expectError(env({ CNI_COMMAND: command, CNI_IFNAME: name }), conf(), 4,
+          new RegExp(`${Buffer.byteLength(name)} bytes long in UTF-8; Linux allows interface names of at most 15 bytes`));
+      }
+    }
     for (const bad of ["..", "a/b", "a:b", "a b"]) await expectError(env({ CNI_IFNAME: bad }), conf(), 4, /not a valid interface name/);
   });
 
@@ -126,7 +135,7 @@ describe("environment", () => {
 describe("commands by version", () => {
   it("CHECK before 0.4.0 → 1; without prevResult → 7", async () => {
     await expectError(env({ CNI_COMMAND: "CHECK" }), conf({ cniVersion: "0.3.1" }), 1, /CHECK needs cniVersion 0\.4\.0/);
-    await expectError(env({ CNI_COMMAND: "CHECK", CNI_NETNS: "/proc/self/ns/net" }), conf(), 7, /CHECK needs prevResult/);
+    await expectError(env({ CNI_COMMAND: "CHECK" }), conf(), 7, /CHECK needs prevResult/);
   });
 
   it("GC and STATUS before 1.1.0 → 1", async () => {

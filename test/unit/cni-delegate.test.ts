@@ -1,11 +1,13 @@
 // IPAM delegation without root, against a fake IPAM plugin (a shell script that records what it was given): the same
 // CNI_* environment and the config verbatim, errors passed on as the plugin said them, the version fallback for plugins
 // older than the config, and GC/STATUS only for plugins that speak 1.1.0.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { createCniService } from "../../src/cni/service.js";
 
 const root = mkdtempSync(join(tmpdir(), "weft-cni-delegate-"));
@@ -75,9 +77,14 @@ describe("delegated IPAM", () => {
       details: "panic: oops" });
   });
 
-  // ADD looks inside CNI_NETNS (our own namespace here) before it calls the IPAM plugin, and setns needs root.
+  // ADD looks inside CNI_NETNS (a namespace of this test's) before it calls the IPAM plugin: that needs root.
   it.skipIf(process.getuid?.() !== 0)("an ADD answer that is not a result is a decode error (6); no address is a config error (7); both are undone", async () => {
-    const addEnv = { ...env("ADD"), CNI_NETNS: "/proc/self/ns/net", CNI_IFNAME: "wcnnotthere0" };
+    const pod = `wcd${randomBytes(2).toString("hex")}pod`;
+    execFileSync("ip", ["netns", "add", pod]);
+    onTestFinished(() => {
+      execFileSync("ip", ["netns", "del", pod]);
+    });
+    const addEnv = { ...env("ADD"), CNI_NETNS: `/var/run/netns/${pod}`, CNI_IFNAME: "wcnnotthere0" };
     writeFileSync(join(dir, "reply.ADD"), "not json");
     expect((await call("ADD", config("1.0.0"), addEnv)).json).toMatchObject({ code: 6, msg: "IPAM plugin fake (ADD) printed something that is not JSON" });
     writeFileSync(join(dir, "reply.ADD"), '{"cniVersion":"1.0.0","ips":[],"dns":{}}');

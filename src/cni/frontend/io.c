@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "io.h"
 
+#include "json.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -69,30 +71,6 @@ void writer_bytes(struct writer *w, const char *p, size_t n) {
 }
 
 void writer_str(struct writer *w, const char *s) { writer_bytes(w, s, strlen(s)); }
-
-// Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, surrogates or values past U+10FFFF), or 0.
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-  unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-  size_t len;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (n < len || p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  return len;
-}
 
 // Writes s as a JSON string. Bytes that are not UTF-8 become U+FFFD here rather than in the agent's decoder, so what goes
 // on the wire is always valid JSON text, and the only raw newline is the one that ends the request.

@@ -100,46 +100,49 @@ struct config_keys {
   bool version_found;
 };
 
-_Static_assert(MAX_VERSION_BYTES <= sizeof(((struct config_keys *)0)->socket), "one buffer decodes either value");
-
-static bool on_config_member(struct json *j, const char *key, size_t key_len, void *ctx) {
+// Records the top-level "socket" and "cniVersion" (the last of duplicates wins, as in the agent's JSON.parse).
+static void on_config_member(const char *text, size_t key_at, size_t value_at, size_t value_end, void *ctx) {
   struct config_keys *c = ctx;
-  bool is_socket = key_is(key, key_len, "socket"), is_version = key_is(key, key_len, "cniVersion");
-  if (!(is_socket || is_version)) return skip_value(j, 1);
-  if (!peek(j, '"')) {
-    c->socket_not_string |= is_socket;
-    return skip_value(j, 1);
+  char key[MAX_KEY_BYTES];
+  struct sink k = {.out = key, .cap = sizeof key};
+  struct json j = {.s = (char *)text, .n = value_end, .i = key_at};
+  if (!parse_string(&j, &k)) return;
+  bool is_socket = key_is(key, k.len, "socket"), is_version = key_is(key, k.len, "cniVersion");
+  if (!(is_socket || is_version)) return;
+  j.i = value_at;
+  if (!peek(&j, '"')) {
+    if (is_socket) c->socket_found = c->socket_not_string = true;
+    if (is_version) c->version_found = false;
+    return;
   }
-  // Decoded aside first, so that a malformed duplicate key cannot spoil a value found earlier.
-  char value[sizeof c->socket];
-  struct sink k = {.out = value, .cap = is_socket ? sizeof c->socket : sizeof c->version};
-  if (!parse_string(j, &k)) return false;
-  size_t kept = k.len < k.cap ? k.len : k.cap;
+  struct sink v = {.out = is_socket ? c->socket : c->version, .cap = is_socket ? sizeof c->socket : sizeof c->version};
+  if (!parse_string(&j, &v)) return;
   if (is_socket) {
-    memcpy(c->socket, value, kept);
-    c->socket_len = k.len;
+    c->socket_len = v.len;
     c->socket_found = true;
     c->socket_not_string = false;
   } else {
-    memcpy(c->version, value, kept);
-    c->version_len = k.len;
+    c->version_len = v.len;
     c->version_found = true;
   }
-  return true;
 }
 
-// Finds the top-level "socket" and "cniVersion" of the config without judging the rest: what is found before any
-// malformed part counts, and deciding whether the config is valid is the agent's job. Nested keys are skipped.
-static void scan_config(size_t len, struct config_keys *keys) {
-  struct json j = {.s = config, .n = len};
-  walk_object(&j, on_config_member, keys, 0);
+// Reads the whole config as RFC 8259 JSON (json_check): false, with why in *parsed, when it is not. Its top-level
+// "socket" and "cniVersion" are what the front end needs; deciding whether the rest is a valid network config is the
+// agent's job. Error replies carry the config's cniVersion from here on, even when the text goes wrong after it (or is
+// cut at the size limit): it only labels the error.
+static bool read_config_keys(size_t len, struct config_keys *keys, struct json_check_result *parsed) {
+  static unsigned char nesting[MAX_CONFIG_BYTES / 8 + 1];
+  bool valid = json_check(config, len, nesting, sizeof nesting, on_config_member, keys, parsed);
   if (keys->version_found && keys->version_len > 0 && keys->version_len <= MAX_VERSION_BYTES) {
     memcpy(cni_version, keys->version, keys->version_len);
     cni_version[keys->version_len] = 0;
   }
+  return valid;
 }
 
-// The agent's socket path from the config, or the default. Checked only for commands that need the agent.
+// The agent's socket path from the config; the default only when the config has no "socket" at all. Checked only for
+// commands that need the agent.
 static const char *socket_path(struct config_keys *keys) {
   static const char *const where = "the network config's \"socket\" key names the weft agent's unix socket";
   if (keys->socket_not_string) fail(CNI_ERR_INVALID_CONFIG, where, "\"socket\" in the network config must be a string");
@@ -180,6 +183,22 @@ static bool is_command(const char *command) {
   for (size_t i = 0; i < COUNT(COMMANDS); i++)
     if (strcmp(command, COMMANDS[i]) == 0) return true;
   return false;
+}
+
+// The agent gets the variables as JSON strings: a value that is not UTF-8 could only reach it altered (an interface or a
+// path other than the runtime's), so it is refused here.
+static void check_forwarded_env(void) {
+  for (size_t i = 0; i < COUNT(FORWARDED_ENV); i++) {
+    const unsigned char *value = (const unsigned char *)getenv(FORWARDED_ENV[i]);
+    if (!value) continue;
+    for (size_t at = 0, n = strlen((const char *)value); at < n;) {
+      size_t len = utf8_sequence(value + at, n - at);
+      if (len == 0)
+        fail(CNI_ERR_INVALID_ENV, "the CNI_* variables weft reads must be UTF-8 text", "%s is not valid UTF-8 (byte %zu)",
+             FORWARDED_ENV[i], at);
+      at += len;
+    }
+  }
 }
 
 static int reply_timeout_ms(void) {
@@ -365,14 +384,21 @@ int main(void) {
   bool oversized = false;
   int read_error = known || !isatty(STDIN_FILENO) ? read_config(&config_len, &oversized) : 0;
   struct config_keys keys = {0};
-  scan_config(config_len, &keys);
+  struct json_check_result parsed = {0};
+  bool readable = read_error == 0 && read_config_keys(config_len, &keys, &parsed) && !oversized;
   if (read_error) fail(CNI_ERR_IO, "the runtime passes the network config on stdin", "cannot read the network config from stdin: %s", strerror(read_error));
   if (oversized) fail(CNI_ERR_INVALID_CONFIG, "weft accepts at most 1 MiB of network config", "the network config on stdin is larger than %d bytes", MAX_CONFIG_BYTES);
 
   static const char *const commands = "CNI_COMMAND must be one of ADD, DEL, CHECK, GC, STATUS, VERSION";
   if (!command) fail(CNI_ERR_INVALID_ENV, commands, "CNI_COMMAND is not set");
   if (!known) fail(CNI_ERR_INVALID_ENV, commands, "CNI_COMMAND=%s is not a CNI command", command);
+  // VERSION needs nothing from the config (as the reference plugins' skel, it answers whatever stdin holds).
   if (strcmp(command, "VERSION") == 0) print_version();
+
+  static const char *const as_json = "the runtime passes the network config on stdin as JSON text (RFC 8259)";
+  if (!readable) fail(CNI_ERR_DECODE, as_json, "the network config on stdin is not valid JSON: %s at byte %zu", parsed.problem.what, parsed.problem.at);
+  if (!parsed.root_is_object) fail(CNI_ERR_DECODE, as_json, "the network config on stdin must be a JSON object");
+  check_forwarded_env();
 
   struct call c = {.command = command, .timeout_ms = reply_timeout_ms()};
   c.socket = socket_path(&keys);
