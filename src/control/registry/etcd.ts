@@ -336,7 +336,8 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
   private rewatch(watcher: Watcher, why: "disconnected" | "canceled", err: Error): void {
     if (this.watcher !== watcher || this.closed) return;
     this.watcher = undefined;
-    watcher.cancel().catch(() => undefined);
+    // A watch etcd canceled is already gone from the client; cancelling it again would write to a closed stream.
+    if (why === "disconnected") watcher.cancel().catch(() => undefined);
     const log = this.resumeFailures === 0 ? this.options.log.warn.bind(this.options.log) : this.options.log.debug.bind(this.options.log);
     log({ err: err.message, revision: this.revision }, why === "canceled"
       ? "etcd canceled the watch (its revision may be compacted); listing again"
