@@ -7,6 +7,8 @@ source scripts/ensure-deps.sh
 ensure_debian_packages
 ensure_node_modules
 ensure_build
+source scripts/ensure-cluster-tools.sh
+ensure_cluster_tools # builds kube-apiserver, kube-controller-manager, kubectl, etcd and flanneld (once, cached) for the registry tests
 if [ "$(id -u)" -ne 0 ]; then
   echo "weft: not root — integration tests (namespaces, TUN, veth) will be skipped; run 'sudo npm test' for the full suite"
 fi

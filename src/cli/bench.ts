@@ -3,6 +3,7 @@
 import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
 import { runCniBench } from "../../bench/cni.js";
+import { runRegistryBench } from "../../bench/registry.js";
 import { runEtcdRegistryBench } from "../../bench/registry-etcd.js";
 import { runPeersBench } from "../../bench/peers.js";
 import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
@@ -15,6 +16,8 @@ export interface BenchOptions {
   core: boolean;
   lpm: boolean;
   cni: boolean;
+  /** Nodes for the kube registry benchmark; undefined skips it. */
+  registryNodes?: number;
   registryEtcd: boolean;
   peers: boolean;
   peerCount: number;
@@ -62,6 +65,17 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       return 2;
     }
     await runPeersBench({ peers: opts.peerCount, out });
+  }
+  if (opts.registryNodes !== undefined) {
+    if (!(Number.isInteger(opts.registryNodes) && opts.registryNodes > 0)) {
+      console.error("weft bench: --registry-nodes must be a positive integer");
+      return 2;
+    }
+    if (process.getuid?.() !== 0) {
+      console.error("weft bench: the registry benchmark runs kube-apiserver in a network namespace and needs root");
+      return 2;
+    }
+    await runRegistryBench({ nodes: opts.registryNodes, runs: 3, outDir: out });
   }
   if (opts.registryEtcd) await runEtcdRegistryBench({ outDir: out });
   return 0;

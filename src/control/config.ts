@@ -11,7 +11,8 @@ import {
 export type RegistryConfig =
   | { type: "file"; path: string }
   | EtcdRegistryConfig
-  | { type: "kube" };
+  /** No kubeconfig: the in-cluster service account. */
+  | { type: "kube"; kubeconfig?: string };
 
 /** registry.type "etcd": flannel's etcd layout (docs/registry-etcd.md). TLS paths are absolute. */
 export interface EtcdRegistryConfig {
@@ -61,6 +62,8 @@ export interface AgentConfig {
 export interface LoadOptions {
   /** Default nodeName. Defaults to os.hostname(). */
   hostname?: () => string;
+  /** Where NODE_NAME is read (the kube registry's default nodeName, as a DaemonSet sets it). Defaults to process.env. */
+  env?: Record<string, string | undefined>;
 }
 
 export class ConfigError extends Error {
@@ -96,7 +99,7 @@ const KEYS: Record<string, Kind> = {
 const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   file: ["type", "path"],
   etcd: ["type", "endpoints", "prefix", "leaseTTL", "caFile", "certFile", "keyFile"],
-  kube: ["type"],
+  kube: ["type", "kubeconfig"],
 };
 const MAX_VNI = 0xffffff;
 /** Peer indexes are 16-bit route values. */
@@ -139,6 +142,7 @@ const KEY_BY_SQUASHED = new Map(Object.keys(KEYS).map((k) => [squash(k), k]));
 const REGISTRY_FLAGS = new Map([
   ["registrytype", "type"], ["registrypath", "path"], ["registryendpoints", "endpoints"], ["registryprefix", "prefix"],
   ["registryleasettl", "leaseTTL"], ["registrycafile", "caFile"], ["registrycertfile", "certFile"], ["registrykeyfile", "keyFile"],
+  ["registrykubeconfig", "kubeconfig"],
 ]);
 /** etcd's own ceiling on a lease's TTL. */
 const MAX_LEASE_TTL = 9_000_000_000;
@@ -178,7 +182,7 @@ function flagList(): string {
 }
 
 function registryFlagList(): string {
-  return ["type", "path", "endpoints", "prefix", "lease-ttl", "ca-file", "cert-file", "key-file"].map((k) => `--registry-${k}`).join(", ");
+  return ["type", "path", "endpoints", "prefix", "lease-ttl", "ca-file", "cert-file", "key-file", "kubeconfig"].map((k) => `--registry-${k}`).join(", ");
 }
 
 function integerFlag(key: string, value: string): number | string {
@@ -194,7 +198,10 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
   const str = (key: string) => raw[key] as string | undefined;
   const int = (key: string) => raw[key] as number | undefined;
 
-  const nodeName = checkNodeName(str("nodeName") ?? (options.hostname ?? hostname)());
+  const registry = checkRegistry(raw.registry as Raw | undefined);
+  // A kube node is named by its Node object; a DaemonSet passes that name as NODE_NAME.
+  const nodeNameFromEnv = registry.type === "kube" ? (options.env ?? process.env).NODE_NAME || undefined : undefined;
+  const nodeName = checkNodeName(str("nodeName") ?? nodeNameFromEnv ?? (options.hostname ?? hostname)());
 
   if (str("clusterCIDR") === undefined) throw new ConfigError("clusterCIDR", "missing", "the cluster's IPv4 Pod network, e.g. 10.244.0.0/16");
   const cluster = checkCIDR("clusterCIDR", str("clusterCIDR")!, 4);
@@ -217,6 +224,10 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
   const clusters = [cluster, ...(cluster6 ? [cluster6] : [])];
   if (str("publicIP") === undefined) throw new ConfigError("publicIP", "missing", "this node's underlay address (IPv4 or IPv6) that peers send VXLAN to");
   const publicIP = checkPublicIP("publicIP", str("publicIP")!, undefined, clusters);
+  // The etcd registry stores flannel's leases, whose PublicIP is IPv4 (docs/registry-etcd.md).
+  if (registry.type === "etcd" && publicIP.includes(":")) {
+    throw new ConfigError("publicIP", `${publicIP} is IPv6, but registry.type "etcd" stores flannel's leases, whose PublicIP is IPv4`, "an IPv4 underlay address");
+  }
   const publicIPv6 = str("publicIPv6") === undefined ? undefined : checkPublicIP("publicIPv6", str("publicIPv6")!, 6, clusters);
   const publicIPWait = checkRange("publicIPWait", int("publicIPWait") ?? DEFAULTS.publicIPWait, 0, 3600, "seconds to wait for publicIP");
 
@@ -239,7 +250,7 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     vtepMAC,
     vtepMACDerived: str("vtepMAC") === undefined,
     device: checkDevice(str("device") ?? DEFAULTS.device),
-    registry: checkRegistryFor(raw.registry as Raw | undefined, publicIP),
+    registry,
     socket: checkPath("socket", str("socket") ?? DEFAULTS.socket),
     stateDir: checkPath("stateDir", str("stateDir") ?? DEFAULTS.stateDir),
     metrics: parseListenAddress("metrics", str("metrics") ?? DEFAULTS.metrics),
@@ -377,16 +388,15 @@ function checkRegistry(raw: Raw | undefined): RegistryConfig {
     return { type, path: checkPath("registry.path", (r.path as string | undefined) ?? DEFAULTS.registryPath) };
   }
   if (type === "etcd") return checkEtcdRegistry(r);
-  return { type: "kube" };
-}
-
-/** The etcd registry stores flannel's leases, whose PublicIP is IPv4 (docs/registry-etcd.md). */
-function checkRegistryFor(raw: Raw | undefined, publicIP: string): RegistryConfig {
-  const registry = checkRegistry(raw);
-  if (registry.type === "etcd" && publicIP.includes(":")) {
-    throw new ConfigError("publicIP", `${publicIP} is IPv6, but registry.type "etcd" stores flannel's leases, whose PublicIP is IPv4`, "an IPv4 underlay address");
+  if (r.kubeconfig === undefined) return { type: "kube" };
+  if (typeof r.kubeconfig !== "string") throw new ConfigError("registry.kubeconfig", `got ${describe(r.kubeconfig)}`, "the path of a kubeconfig file");
+  const kubeconfig = checkPath("registry.kubeconfig", r.kubeconfig);
+  try {
+    readFileSync(kubeconfig);
+  } catch (e) {
+    throw new ConfigError("registry.kubeconfig", `cannot read ${kubeconfig}: ${(e as Error).message}`, "a readable kubeconfig file (or no key: the in-cluster service account)");
   }
-  return registry;
+  return { type: "kube", kubeconfig };
 }
 
 function checkEtcdRegistry(r: Raw): EtcdRegistryConfig {

@@ -1,22 +1,39 @@
 // A lab in network namespaces, for the demo, the benchmark and the integration tests: "nodes" joined by an underlay (two
-// nodes: one veth pair; more, or a hub for a shared store: a bridge in a hub namespace that has an address on the underlay
-// too), one or more "Pods" per node wired like the CNI plugin wires them (ptp style), and the cross-node network in one of
-// three ways: weft agents, the kernel's VXLAN configured as flannel configures it, or plain routes (host-gw).
+// by a veth pair; more, or a control namespace, by a bridge), one or more "Pods" per node wired like the CNI plugin wires
+// them (ptp style), and the cross-node network in one of these ways per node: a weft agent, the kernel's VXLAN configured
+// as flannel configures it, plain routes (host-gw), or a real flanneld. The registry is a shared file, or a real
+// Kubernetes control plane in the control namespace (src/lab/kube.ts) where every node is a Node object.
 // Everything is named with one prefix and removed by down(), also when a step failed half-way. Tooling may shell out to
 // `ip`; the agent never does.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callAgent } from "../control/api-server.js";
 import { nthAddress, parseCIDR } from "../net/addr.js";
 import { PACKAGE_ROOT } from "../paths.js";
+import { startFlanneld } from "./flannel.js";
+import { findClusterTools, KubeControlPlane } from "./kube.js";
+import { annotateAsFlannel, kernelPeersFromKube, registerNodes } from "./kube-nodes.js";
 
 export type Mode = "weft" | "kernel-vxlan" | "routed" | "mixed";
+/** How one node joins the Pod network; "flanneld" needs registry "kube". */
+export type NodeKind = "weft" | "kernel-vxlan" | "routed" | "flanneld";
+
+const MODE_KINDS: Record<Mode, NodeKind[]> = {
+  weft: ["weft", "weft"],
+  "kernel-vxlan": ["kernel-vxlan", "kernel-vxlan"],
+  routed: ["routed", "routed"],
+  mixed: ["kernel-vxlan", "weft"],
+};
 
 export interface LabOptions {
   mode: Mode;
+  /** One kind per node, instead of `mode`'s two nodes (VXLAN on flannel's port 8472 when weft meets kernel nodes). */
+  nodes?: NodeKind[];
+  /** "kube": a real kube-apiserver and kube-controller-manager in the control namespace; Node subnets are their podCIDRs. */
+  registry?: "file" | "kube";
   /** Pods per node (default 1). */
   pods?: number;
   /** VXLAN port (default 4789; "mixed" uses 8472, flannel's). */
@@ -27,26 +44,23 @@ export interface LabOptions {
   prefix?: string;
   /** Extra agent config keys. */
   agentConfig?: Record<string, unknown>;
-  /** Nodes (default 2). More than two are joined by a bridge in the hub namespace. */
-  nodes?: number;
-  /** A hub namespace on the underlay (address HUB_IP) for servers every node reaches, such as etcd. */
-  hub?: boolean;
-  /** Agents lease their subnets from the registry instead of being given 10.244.<index>.0/24; Pods are wired after. */
-  leased?: boolean;
-  /** Nodes (by index) left bare: underlay only, no agent, no Pods; the test runs something else there (flanneld). */
-  bare?: number[];
-  /** Runs after the underlay is up and before the agents start (start a store in the hub, say). */
-  beforeAgents?: (lab: Lab) => Promise<void>;
   /**
    * How Pods on weft nodes are made: "hand" wires them here (ptp style, like the CNI plugin), "cni" asks the node's agent
    * through the real front end (build/cni/weft) exactly as a runtime would. Kernel and routed nodes are always wired here.
    */
   podsVia?: "hand" | "cni";
+  /** Agents lease their subnets from their registry (etcd, say) instead of being given 10.244.<index>.0/24; their Pods are wired after. */
+  leased?: boolean;
+  /** Runs after the underlay is up and before the agents start: a store in the control namespace, say. */
+  beforeAgents?: (lab: Lab) => Promise<void>;
   log?: (line: string) => void;
 }
 
 export interface LabNode {
   index: number;
+  kind: NodeKind;
+  /** The Node's name (nodeName of its agent). */
+  name: string;
   ns: string;
   underlayIP: string;
   subnet: string;
@@ -58,6 +72,9 @@ export interface LabNode {
   agent?: ChildProcess;
 }
 
+/** Where the control namespace sits on the underlay: the API server's address. */
+export const CONTROL_ADDRESS_INDEX = 254;
+
 export interface LabPod {
   ns: string;
   node: number;
@@ -65,10 +82,10 @@ export interface LabPod {
   hostVeth: string;
 }
 
-const CLUSTER = "10.244.0.0/16";
+export const CLUSTER = "10.244.0.0/16";
 const UNDERLAY_NET = "192.168.200";
-/** The hub namespace's address on the underlay. */
-export const HUB_IP = `${UNDERLAY_NET}.254`;
+/** The control namespace's address on the underlay, where a store the agents share (etcd) listens. */
+export const CONTROL_ADDRESS = `${UNDERLAY_NET}.${CONTROL_ADDRESS_INDEX}`;
 
 export function sh(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
   try {
@@ -89,8 +106,10 @@ export class Lab {
   readonly pods: LabPod[] = [];
   readonly dir: string;
   readonly registryFile: string;
-  /** The hub namespace, when the lab has one. */
-  hub?: string;
+  readonly kinds: NodeKind[];
+  /** The namespace that bridges the underlay and hosts the control plane, when there is one. */
+  control?: string;
+  kube?: KubeControlPlane;
   private readonly namespaces: string[] = [];
   private readonly log: (line: string) => void;
   private readonly exitHook = () => this.downSync();
@@ -98,7 +117,9 @@ export class Lab {
   constructor(private readonly opts: LabOptions) {
     this.prefix = opts.prefix ?? `wl${randomBytes(2).toString("hex")}`;
     this.mode = opts.mode;
-    this.port = opts.port ?? (opts.mode === "mixed" ? 8472 : 4789);
+    this.kinds = opts.nodes ?? MODE_KINDS[opts.mode];
+    const withKernelPeers = this.kinds.includes("weft") && this.kinds.some((k) => k === "kernel-vxlan" || k === "flanneld");
+    this.port = opts.port ?? (withKernelPeers ? 8472 : 4789);
     this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
     this.registryFile = join(this.dir, "peers.json");
     this.log = opts.log ?? (() => undefined);
@@ -109,16 +130,15 @@ export class Lab {
   async up(): Promise<this> {
     try {
       this.buildUnderlay();
+      if (this.opts.registry === "kube") await this.startKube();
       const viaCni = (n: LabNode) => this.opts.podsVia === "cni" && this.isWeft(n);
-      const later = (n: LabNode) => viaCni(n) || (this.opts.leased === true && this.isWeft(n)) || this.isBare(n);
-      for (const node of this.nodes.filter((n) => !later(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
-      await this.opts.beforeAgents?.(this);
-      if (this.mode === "routed") this.routeHostGw();
-      if (this.mode === "kernel-vxlan") this.nodes.forEach((n) => this.kernelVxlan(n));
-      if (this.mode === "mixed") this.kernelVxlan(this.nodes[0]);
-      if (this.mode === "weft" || this.mode === "mixed") await this.startAgents();
-      for (const node of this.nodes.filter(viaCni)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPodViaCni(node, p);
       const leasedByHand = (n: LabNode) => this.opts.leased === true && this.isWeft(n) && !viaCni(n);
+      for (const node of this.nodes.filter((n) => !viaCni(n) && !leasedByHand(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      await this.opts.beforeAgents?.(this);
+      if (this.nodes.some((n) => n.kind === "routed")) this.routeHostGw();
+      this.nodes.filter((n) => n.kind === "kernel-vxlan").forEach((n) => this.kernelVxlan(n));
+      if (this.nodes.some((n) => n.kind === "weft" || n.kind === "flanneld")) await this.startAgents();
+      for (const node of this.nodes.filter(viaCni)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPodViaCni(node, p);
       for (const node of this.nodes.filter(leasedByHand)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
       this.pods.sort((a, b) => a.node - b.node);
       return this;
@@ -135,50 +155,78 @@ export class Lab {
     return name;
   }
 
+  get controlAddress(): string {
+    return `${UNDERLAY_NET}.${CONTROL_ADDRESS_INDEX}`;
+  }
+
+  /** Two nodes alone: one veth pair. Otherwise every node's veth ends on a bridge in the control namespace. */
   private buildUnderlay(): void {
     const mtu = String(this.opts.underlayMtu ?? 1500);
-    const count = this.opts.nodes ?? 2;
-    for (let index = 1; index <= count; index++) {
-      const ns = this.addNamespace(`${this.prefix}n${index}`);
-      const subnet = this.opts.leased && this.mode === "weft" ? "" : `10.244.${index}.0/24`;
-      this.nodes.push({ index, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet, vtepMAC: `02:5e:00:00:00:${index.toString(16).padStart(2, "0")}` });
-      sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    }
-    if (count === 2 && !this.opts.hub) {
+    const nodes = this.kinds.map((kind, i) => {
+      const name = this.mode === "mixed" && !this.opts.nodes && kind === "kernel-vxlan" ? "kernel-node" : `node${i + 1}`;
+      return this.namespaceNode(i + 1, kind, name);
+    });
+    this.nodes.push(...nodes);
+    if (this.nodes.length === 2 && this.opts.registry !== "kube") {
       const [a, b] = this.nodes;
       ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
     } else {
-      this.buildHub(mtu);
+      const control = this.addNamespace(`${this.prefix}c`);
+      this.control = control;
+      const bridge = `${this.prefix}br`;
+      ip("-n", control, "link", "add", bridge, "mtu", mtu, "type", "bridge");
+      ip("-n", control, "addr", "add", `${this.controlAddress}/24`, "dev", bridge);
+      ip("-n", control, "link", "set", bridge, "up");
+      for (const n of this.nodes) this.bridgePort(n);
     }
-    for (const n of this.nodes) {
-      ip("-n", n.ns, "addr", "add", `${n.underlayIP}/24`, "dev", `${this.prefix}u${n.index}`);
-      ip("-n", n.ns, "link", "set", `${this.prefix}u${n.index}`, "up");
-    }
-    waitFor(() => this.nodes.every((n) => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP")), 5000, "underlay link up");
+    for (const n of this.nodes) this.underlayUp(n);
   }
 
-  /** The hub namespace: a bridge every node's underlay veth is plugged into, with HUB_IP on it. */
-  private buildHub(mtu: string): void {
-    const hub = this.addNamespace(`${this.prefix}hub`);
-    const bridge = `${this.prefix}br`;
-    ip("-n", hub, "link", "add", bridge, "mtu", mtu, "type", "bridge");
-    ip("-n", hub, "addr", "add", `${HUB_IP}/24`, "dev", bridge);
-    ip("-n", hub, "link", "set", bridge, "up");
-    for (const n of this.nodes) {
-      const port = `${this.prefix}b${n.index}`;
-      ip("link", "add", `${this.prefix}u${n.index}`, "netns", n.ns, "mtu", mtu, "type", "veth", "peer", "name", port, "netns", hub, "mtu", mtu);
-      ip("-n", hub, "link", "set", port, "master", bridge);
-      ip("-n", hub, "link", "set", port, "up");
-    }
-    this.hub = hub;
+  /**
+   * One more node namespace on the bridge, with its underlay address and nothing else (no Node object, no agent): for tests
+   * that start an agent by hand. Not listed in `nodes`; removed by down().
+   */
+  addBareNode(index: number, name: string): LabNode {
+    if (!this.control || this.nodes.some((n) => n.index === index)) throw new Error(`addBareNode: needs a bridged lab and a free index (${index})`);
+    const n = this.namespaceNode(index, "routed", name);
+    this.bridgePort(n);
+    this.underlayUp(n);
+    return n;
   }
 
-  isBare(n: LabNode): boolean {
-    return this.opts.bare?.includes(n.index) ?? false;
+  private namespaceNode(index: number, kind: NodeKind, name: string): LabNode {
+    const ns = this.addNamespace(`${this.prefix}n${index}`);
+    sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    return { index, kind, name, ns, underlayIP: `${UNDERLAY_NET}.${index}`, subnet: `10.244.${index}.0/24`,
+      vtepMAC: `02:5e:00:00:00:${index.toString(16).padStart(2, "0")}` };
+  }
+
+  private bridgePort(n: LabNode): void {
+    const mtu = String(this.opts.underlayMtu ?? 1500);
+    const port = `${this.prefix}b${n.index}`;
+    ip("link", "add", `${this.prefix}u${n.index}`, "netns", n.ns, "mtu", mtu, "type", "veth", "peer", "name", port, "netns", this.control!, "mtu", mtu);
+    ip("-n", this.control!, "link", "set", port, "master", `${this.prefix}br`, "up");
+  }
+
+  private underlayUp(n: LabNode): void {
+    ip("-n", n.ns, "addr", "add", `${n.underlayIP}/24`, "dev", `${this.prefix}u${n.index}`);
+    ip("-n", n.ns, "link", "set", `${this.prefix}u${n.index}`, "up");
+    waitFor(() => ip("-n", n.ns, "-br", "link", "show", `${this.prefix}u${n.index}`).includes("UP"), 5000, "underlay link up");
   }
 
   isWeft(n: LabNode): boolean {
-    return !this.isBare(n) && (this.mode === "weft" || (this.mode === "mixed" && n.index === 2));
+    return n.kind === "weft";
+  }
+
+  /** The control plane in the control namespace, a Node per lab node (kernel nodes annotated as flannel would). */
+  private async startKube(): Promise<void> {
+    const tools = findClusterTools();
+    if (typeof tools === "string") throw new Error(`registry "kube": ${tools}`);
+    this.kube = new KubeControlPlane({ tools, ns: this.control!, address: this.controlAddress, dir: join(this.dir, "kube"),
+      clusterCIDR: CLUSTER, nodeCIDRMaskSize: 24, log: this.log });
+    await this.kube.start();
+    await registerNodes(this.kube, this.nodes);
+    for (const n of this.nodes.filter((x) => x.kind === "kernel-vxlan")) annotateAsFlannel(this.kube, n);
   }
 
   /** Pod MTU: what flannel (and weft's agent) give Pods on an overlay, the underlay's on routed nodes. */
@@ -187,11 +235,8 @@ export class Lab {
     return this.mode === "routed" ? underlay : underlay - 50;
   }
 
-  /**
-   * A Pod wired as the CNI plugin wires it: address /len, gw/32 scope link + default via gw; host side gw/32 + pod/32.
-   * Pod p of a node is its subnet's address 10 + p, behind gateway .1.
-   */
-  addPod(node: LabNode, p: number): LabPod {
+  /** A Pod wired as the CNI plugin wires it: address /24, gw/32 scope link + default via gw; host side gw/32 + pod/32. */
+  addPod(node: LabNode, p: number): void {
     const ns = this.addNamespace(`${this.prefix}p${node.index}${String.fromCharCode(97 + p)}`);
     const subnet = parseCIDR(node.subnet);
     const podIP = nthAddress(subnet, 10 + p);
@@ -199,16 +244,14 @@ export class Lab {
     const hostVeth = `${this.prefix}h${node.index}${String.fromCharCode(97 + p)}`;
     const mtu = String(this.podMtu());
     ip("link", "add", hostVeth, "netns", node.ns, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "netns", ns, "mtu", mtu);
-    ip("-n", ns, "addr", "add", `${podIP}/${subnet.len}`, "dev", "eth0");
+    ip("-n", ns, "addr", "add", `${podIP}/24`, "dev", "eth0");
     ip("-n", ns, "link", "set", "eth0", "up");
     ip("-n", ns, "route", "add", `${gw}/32`, "dev", "eth0", "scope", "link");
     ip("-n", ns, "route", "add", "default", "via", gw, "dev", "eth0");
     ip("-n", node.ns, "link", "set", hostVeth, "up");
     ip("-n", node.ns, "addr", "add", `${gw}/32`, "dev", hostVeth);
     ip("-n", node.ns, "route", "add", `${podIP}/32`, "dev", hostVeth);
-    const pod = { ns, node: node.index, ip: podIP, hostVeth };
-    this.pods.push(pod);
-    return pod;
+    this.pods.push({ ns, node: node.index, ip: podIP, hostVeth });
   }
 
   /** A Pod made by the node's agent through the real CNI front end, as a runtime calls it. */
@@ -240,36 +283,45 @@ export class Lab {
     ip("-n", n.ns, "link", "add", dev, "type", "vxlan", "id", "1", "dstport", String(this.port), "nolearning", "local", n.underlayIP,
       "dev", `${this.prefix}u${n.index}`);
     ip("-n", n.ns, "link", "set", dev, "address", n.vtepMAC, "mtu", String(mtu), "up");
-    ip("-n", n.ns, "addr", "add", `10.244.${n.index}.0/32`, "dev", dev);
-    for (const other of this.nodes.filter((o) => o !== n)) this.kernelPeer(n, other);
+    ip("-n", n.ns, "addr", "add", `${nthAddress(parseCIDR(n.subnet), 0)}/32`, "dev", dev);
+    // With a kube registry a kernel node learns its peers from their Nodes' annotations, once they have published them.
+    if (this.opts.registry !== "kube") for (const other of this.nodes.filter((o) => o !== n)) this.kernelPeer(n, other);
   }
 
   /** neighbour <peer subnet .0> lladdr <peer VtepMAC>, FDB <peer VtepMAC> dst <peer publicIP>, route via .0 onlink. */
-  kernelPeer(n: LabNode, peer: LabNode): void {
+  kernelPeer(n: LabNode, peer: Pick<LabNode, "subnet" | "vtepMAC" | "underlayIP">): void {
     const dev = `${this.prefix}v${n.index}`;
-    const gw = `10.244.${peer.index}.0`;
+    const gw = nthAddress(parseCIDR(peer.subnet), 0);
     ip("-n", n.ns, "neigh", "replace", gw, "lladdr", peer.vtepMAC, "dev", dev, "nud", "permanent");
     sh("bridge", ["-n", n.ns, "fdb", "append", peer.vtepMAC, "dev", dev, "dst", peer.underlayIP]);
     ip("-n", n.ns, "route", "replace", peer.subnet, "via", gw, "dev", dev, "onlink");
   }
 
   private async startAgents(): Promise<void> {
-    const weftNodes = this.nodes.filter((n) => this.isWeft(n));
-    const records = this.mode === "mixed"
-      ? [{ nodeName: "kernel-node", publicIP: this.nodes[0].underlayIP, subnet: this.nodes[0].subnet, vtepMAC: this.nodes[0].vtepMAC, vni: 1 }]
-      : [];
-    writeFileSync(this.registryFile, JSON.stringify(records, null, 2));
+    const weftNodes = this.nodes.filter((n) => n.kind === "weft");
+    const kernelNodes = this.nodes.filter((n) => n.kind === "kernel-vxlan");
+    if (this.opts.registry !== "kube") {
+      const records = kernelNodes.map((k) => ({ nodeName: k.name, publicIP: k.underlayIP, subnet: k.subnet, vtepMAC: k.vtepMAC, vni: 1 }));
+      writeFileSync(this.registryFile, JSON.stringify(records, null, 2));
+    }
     for (const n of weftNodes) this.startAgent(n);
+    for (const n of this.nodes.filter((x) => x.kind === "flanneld")) {
+      n.agent = startFlanneld(this, n);
+      this.log(`started flanneld on ${n.ns} (log ${n.logFile})`);
+    }
     await Promise.all(weftNodes.map((n) => this.waitReady(n)));
     if (this.opts.leased) {
       for (const n of weftNodes) n.subnet = ((await callAgent(n.socket!, { op: "status" })) as { subnet: string }).subnet;
     }
-    if (this.mode === "mixed") {
-      // The kernel node learns the weft node's VtepMAC the way flannel would: from its record.
-      const weft = this.nodes[1];
+    if (this.kube) {
+      for (const k of kernelNodes) await kernelPeersFromKube(this, k);
+      return;
+    }
+    // The kernel node learns the weft node's VtepMAC the way flannel would: from its record.
+    for (const weft of weftNodes) {
       const status = (await callAgent(weft.socket!, { op: "status" })) as { vtepMAC: string };
       weft.vtepMAC = status.vtepMAC;
-      this.kernelPeer(this.nodes[0], weft);
+      for (const k of kernelNodes) this.kernelPeer(k, weft);
     }
   }
 
@@ -280,13 +332,13 @@ export class Lab {
     n.configFile = join(dir, "agent.json");
     n.logFile = join(dir, "agent.log");
     const config = {
-      nodeName: `node${n.index}`,
+      nodeName: n.name,
       clusterCIDR: CLUSTER,
-      ...(!this.opts.leased && { subnet: n.subnet }),
+      ...(this.kube || this.opts.leased ? {} : { subnet: n.subnet }),
       publicIP: n.underlayIP,
       port: this.port,
       vtepMAC: n.vtepMAC,
-      registry: { type: "file", path: this.registryFile },
+      registry: this.kube ? { type: "kube", kubeconfig: this.kube.weft.kubeconfig } : { type: "file", path: this.registryFile },
       socket: n.socket,
       stateDir: join(dir, "state"),
       metrics: "127.0.0.1:0",
@@ -303,7 +355,7 @@ export class Lab {
   }
 
   /** Resolves when the agent answers status as ready and knows every other node as a peer. */
-  async waitReady(n: LabNode, timeoutMs = 20_000): Promise<void> {
+  async waitReady(n: LabNode, timeoutMs = this.kube ? 90_000 : 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = "";
     while (Date.now() < deadline) {
@@ -318,7 +370,9 @@ export class Lab {
       }
       await sleep(100);
     }
-    throw new Error(`weft agent on ${n.ns} not ready after ${timeoutMs} ms (${last}); see ${n.logFile}`);
+    // The lab's directory is gone by the time anyone reads this: the error carries the tails of the logs that explain it.
+    const flanneld = this.nodes.filter((x) => x.kind === "flanneld").map((x) => `\nflanneld on ${x.ns}:\n${logTail(x.logFile)}`).join("");
+    throw new Error(`weft agent on ${n.ns} not ready after ${timeoutMs} ms (${last}):\n${logTail(n.logFile)}${flanneld}`);
   }
 
   /** Stops an agent with a signal and waits for it to exit. */
@@ -344,6 +398,7 @@ export class Lab {
 
   async down(): Promise<void> {
     await Promise.all(this.nodes.map((n) => this.stopAgent(n)));
+    await this.kube?.stop();
     this.downSync();
   }
 
@@ -365,6 +420,14 @@ export class Lab {
     }
     rmSync(this.dir, { recursive: true, force: true });
     process.removeListener("exit", this.exitHook);
+  }
+}
+
+function logTail(file: string | undefined, lines = 8): string {
+  try {
+    return readFileSync(file!, "utf8").trim().split("\n").slice(-lines).join("\n");
+  } catch {
+    return `(no log at ${file})`;
   }
 }
 

@@ -44,3 +44,24 @@ export function withNetns<T>(target: string | number, fn: () => T): T {
     closeFd(original);
   }
 }
+
+/**
+ * Moves the calling thread into namespace `target` and leaves it there (for a test or bench process that must talk to a
+ * server inside a lab namespace over async sockets, which withNetns cannot cover); the returned function moves it back.
+ */
+export function enterNetns(target: string): () => void {
+  const original = openNetns(CURRENT_NETNS);
+  const fd = openNetns(target);
+  try {
+    enter(fd, `into ${netnsPath(target)}`);
+  } catch (err) {
+    closeFd(original);
+    throw err;
+  } finally {
+    closeFd(fd);
+  }
+  return () => {
+    if (libc.setns(original, CLONE_NEWNET) < 0) throw new SysError("setns", lastErrno(), "back to the original namespace");
+    closeFd(original);
+  };
+}

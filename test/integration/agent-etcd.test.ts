@@ -5,7 +5,7 @@
 // etcd is back the leases are the same, one per node; an agent whose key another node takes stops.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HUB_IP, Lab, type LabNode } from "../../src/lab/topology.js";
+import { CONTROL_ADDRESS, Lab, type LabNode } from "../../src/lab/topology.js";
 import { EtcdCluster, etcdBinaries } from "../../src/lab/etcd.js";
 import { isRoot, ping, pollStatus, sleep, waitPing } from "./lib/traffic.js";
 
@@ -24,12 +24,12 @@ describe.skipIf(!isRoot || !etcdBinaries())("agents on the etcd registry", () =>
 
   beforeAll(async () => {
     lab = new Lab({
-      mode: "weft", nodes: 3, hub: true, leased: true, port: 8472,
+      mode: "weft", nodes: ["weft", "weft", "weft"], leased: true, port: 8472,
       agentConfig: {
-        registry: { type: "etcd", endpoints: [0, 1, 2].map((i) => `http://${HUB_IP}:${2379 + 10 * i}`), prefix: PREFIX, leaseTTL: LEASE_TTL },
+        registry: { type: "etcd", endpoints: [0, 1, 2].map((i) => `http://${CONTROL_ADDRESS}:${2379 + 10 * i}`), prefix: PREFIX, leaseTTL: LEASE_TTL },
       },
       beforeAgents: async (l) => {
-        etcd = await new EtcdCluster({ members: 3, netns: l.hub, host: HUB_IP }).start();
+        etcd = await new EtcdCluster({ members: 3, netns: l.control, host: CONTROL_ADDRESS }).start();
       },
     });
     await lab.up();

@@ -70,6 +70,16 @@ async function netState(ns: string | null, keep: (line: string) => boolean = () 
   return lines.filter(keep).sort();
 }
 
+/** Waits (bounded) until no address in these namespaces is tentative. */
+async function settleIPv6(namespaces: string[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (const n of namespaces) {
+    while ((await run("ip", ["-n", n, "-6", "addr", "show", "tentative"])).stdout.trim() !== "" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** Every file under `dir` but those under `except`, with sizes (logs only by name: they grow). */
 function files(dir: string, except: string[]): string[] {
   const out: string[] = [];
@@ -128,6 +138,9 @@ describe.skipIf(!ready)(`CNI hostile input: ${CASES} generated calls through the
       ip("-n", `${prefix}p${i}`, "link", "set", "lo", "up");
       pods.push(`${prefix}p${i}`);
     }
+    // The baseline is taken once IPv6 has settled: a link-local address still in duplicate address detection gains its
+    // local route later, which would read as a change made by a call.
+    await settleIPv6([node.ns, ...pods]);
     targets = { socket: node.socket!, nowhere, emptyPluginDir, network: NETWORK,
       ownNetns: [`/run/netns/${node.ns}`, "/proc/self/ns/net", "/proc/thread-self/ns/net", `/proc/${node.agent!.pid}/ns/net`] };
   }, 120_000);

@@ -8,7 +8,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HUB_IP, Lab, type LabNode } from "../../src/lab/topology.js";
+import { CONTROL_ADDRESS, Lab, type LabNode } from "../../src/lab/topology.js";
 import { EtcdCluster, etcdBinaries } from "../../src/lab/etcd.js";
 import { isRoot, pollStatus, sleep, waitPing } from "./lib/traffic.js";
 
@@ -25,13 +25,14 @@ describe.skipIf(why !== "")("a flanneld node and weft nodes in one etcd cluster"
   let flanneld: ChildProcess | undefined;
   let subnetFile = "";
   let flannelLog = "";
+  let flannelNode: LabNode;
 
   /** Starts flanneld in the node's namespace and waits for its subnet file; the node's Pod is wired from it. */
   async function startFlanneld(l: Lab, n: LabNode): Promise<void> {
     subnetFile = join(l.dir, "flannel", "subnet.env");
     flannelLog = join(l.dir, "flanneld.log");
     flanneld = spawn("ip", ["netns", "exec", n.ns, FLANNELD,
-      `--etcd-endpoints=http://${HUB_IP}:2379`, `--etcd-prefix=${PREFIX}`, `--iface=${l.prefix}u${n.index}`, `--public-ip=${n.underlayIP}`,
+      `--etcd-endpoints=http://${CONTROL_ADDRESS}:2379`, `--etcd-prefix=${PREFIX}`, `--iface=${l.prefix}u${n.index}`, `--public-ip=${n.underlayIP}`,
       `--subnet-file=${subnetFile}`, "--ip-masq=false", "--iptables-forward-rules=false", "--healthz-port=0"], { stdio: ["ignore", "pipe", "pipe"] });
     const out = createWriteStream(flannelLog);
     flanneld.stdout!.pipe(out);
@@ -51,15 +52,17 @@ describe.skipIf(why !== "")("a flanneld node and weft nodes in one etcd cluster"
 
   beforeAll(async () => {
     lab = new Lab({
-      mode: "weft", nodes: 3, hub: true, leased: true, bare: [1], port: 8472,
-      agentConfig: { registry: { type: "etcd", endpoints: [`http://${HUB_IP}:2379`], prefix: PREFIX, leaseTTL: 60 } },
+      mode: "weft", nodes: ["weft", "weft", "weft"], leased: true, port: 8472,
+      agentConfig: { registry: { type: "etcd", endpoints: [`http://${CONTROL_ADDRESS}:2379`], prefix: PREFIX, leaseTTL: 60 } },
       beforeAgents: async (l) => {
-        etcd = await new EtcdCluster({ netns: l.hub, host: HUB_IP }).start();
+        etcd = await new EtcdCluster({ netns: l.control, host: CONTROL_ADDRESS }).start();
         etcd.ctl("put", `${PREFIX}/config`, JSON.stringify(NETWORK));
-        await startFlanneld(l, l.nodes[0]);
       },
     });
     await lab.up();
+    // flanneld's node joins the running cluster, as a new flannel node would.
+    flannelNode = lab.addBareNode(4, "flannel-node");
+    await startFlanneld(lab, flannelNode);
   });
   afterAll(async () => {
     flanneld?.kill("SIGTERM");
@@ -69,20 +72,20 @@ describe.skipIf(why !== "")("a flanneld node and weft nodes in one etcd cluster"
 
   it("flanneld's lease and weft's leases sit side by side in flannel's layout", () => {
     const leases = etcd!.getPrefix(`${PREFIX}/subnets/`);
-    expect(leases.size).toBe(3);
-    const flannel = JSON.parse(leases.get(`${PREFIX}/subnets/${lab.nodes[0].subnet.replace("/", "-")}`)!);
-    expect(flannel).toMatchObject({ PublicIP: lab.nodes[0].underlayIP, BackendType: "vxlan", BackendData: { VNI: 1 } });
+    expect(leases.size).toBe(4);
+    const flannel = JSON.parse(leases.get(`${PREFIX}/subnets/${flannelNode.subnet.replace("/", "-")}`)!);
+    expect(flannel).toMatchObject({ PublicIP: flannelNode.underlayIP, BackendType: "vxlan", BackendData: { VNI: 1 } });
     const mac = flannel.BackendData.VtepMAC as string;
-    expect(lab.exec(lab.nodes[0].ns, "ip", ["-br", "link", "show", "flannel.1"])).toContain(mac);
-    for (const n of lab.nodes.slice(1)) {
+    expect(lab.exec(flannelNode.ns, "ip", ["-br", "link", "show", "flannel.1"])).toContain(mac);
+    for (const n of lab.nodes) {
       expect(JSON.parse(leases.get(`${PREFIX}/subnets/${n.subnet.replace("/", "-")}`)!)).toMatchObject({ PublicIP: n.underlayIP, NodeName: `node${n.index}` });
     }
   });
 
   it("flanneld programs the weft nodes as it programs flannel peers, and weft knows flanneld's node", async () => {
-    const ns = lab.nodes[0].ns;
-    for (const n of lab.nodes.slice(1)) {
-      const status = await pollStatus(n.socket!, (s) => s.peers.some((p) => p.subnet === lab.nodes[0].subnet && p.live), `${n.ns} to know flanneld's node`);
+    const ns = flannelNode.ns;
+    for (const n of lab.nodes) {
+      const status = await pollStatus(n.socket!, (s) => s.peers.some((p) => p.subnet === flannelNode.subnet && p.live), `${n.ns} to know flanneld's node`);
       const gw = n.subnet.replace(/\/\d+$/, "");
       expect(lab.exec(ns, "ip", ["neigh", "show", gw, "dev", "flannel.1"])).toContain(status.vtepMAC);
       expect(lab.exec(ns, "bridge", ["fdb", "show", "dev", "flannel.1"])).toContain(`${status.vtepMAC} dst ${n.underlayIP}`);

@@ -115,6 +115,26 @@ describe("flags", () => {
   });
 });
 
+describe("the kube registry", () => {
+  it("takes registry.kubeconfig from the file or --registry-kubeconfig, as an absolute path", () => {
+    const kubeconfig = join(tmp.dir, "kubeconfig");
+    writeFileSync(kubeconfig, "{}");
+    expect(loadAgentConfig(file({ ...minimal, registry: { type: "kube", kubeconfig } }), {}, opts).registry).toEqual({ type: "kube", kubeconfig });
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube", "registry-kubeconfig": kubeconfig }, opts).registry)
+      .toEqual({ type: "kube", kubeconfig });
+  });
+  it("without kubeconfig means the in-cluster service account", () => {
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube" }, opts).registry).toEqual({ type: "kube" });
+  });
+  it("names the node from NODE_NAME unless nodeName is set; other registries ignore NODE_NAME", () => {
+    const env = { NODE_NAME: "k8s-node-7" };
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube" }, { ...opts, env }).nodeName).toBe("k8s-node-7");
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube", nodeName: "given" }, { ...opts, env }).nodeName).toBe("given");
+    expect(loadAgentConfig(undefined, minimal, { ...opts, env }).nodeName).toBe("host-a");
+    expect(loadAgentConfig(undefined, { ...minimal, "registry-type": "kube" }, { ...opts, env: {} }).nodeName).toBe("host-a");
+  });
+});
+
 describe("derived VtepMAC", () => {
   it("is stable, locally administered and unicast", () => {
     for (const name of ["node1", "node2", "a-very-long-node-name.example.com", "x"]) {
@@ -184,6 +204,9 @@ const refusals: Refusal[] = [
   { name: "etcd with a client certificate but no key", key: "registry.keyFile", file: { ...minimal, registry: { type: "etcd", endpoints: ["https://a:2379"], certFile: "/etc/hostname" } } },
   { name: "etcd over plain http with TLS files", key: "registry.endpoints", file: { ...minimal, registry: { type: "etcd", endpoints: ["http://a:2379"], caFile: "/etc/hostname" } } },
   { name: "etcd with an IPv6 publicIP", key: "publicIP", flags: { ...minimal, publicIP: "fd00::1", "registry-type": "etcd", "registry-endpoints": "http://a:2379" } },
+  { name: "kube with a kubeconfig that is not a string", key: "registry.kubeconfig", file: { ...minimal, registry: { type: "kube", kubeconfig: 7 } } },
+  { name: "kube with a kubeconfig that does not exist", key: "registry.kubeconfig", flags: { ...minimal, "registry-type": "kube", "registry-kubeconfig": "/nonexistent/kubeconfig" } },
+  { name: "kube with a file registry's key", key: "registry.path", file: { ...minimal, registry: { type: "kube", path: "/a.json" } } },
   { name: "metrics without a port", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1" } },
   { name: "metrics with a port above 65535", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1:99999" } },
   { name: "metrics with a bad IPv4 host", key: "metrics", flags: { ...minimal, metrics: "300.0.0.1:9464" } },

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveVtepMAC } from "../../src/control/config.js";
 import { EtcdRegistry } from "../../src/control/registry/etcd.js";
 import { FileRegistry } from "../../src/control/registry/file.js";
-import { createRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
+import { createRegistry, KubeRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
 import { TS_EXEC_ARGV } from "../helpers/ts-child.js";
 import { captureLog, tempDir, waitFor } from "./fixtures-control/helpers.js";
 
@@ -188,8 +188,11 @@ describe("createRegistry", () => {
     const r = createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "/coreos.com/network", leaseTTL: 60 } }, captureLog().log);
     expect(r).toBeInstanceOf(EtcdRegistry);
   });
-  it("refuses kube as not implemented yet", () => {
-    expect(() => createRegistry({ ...base, registry: { type: "kube" } }, captureLog().log)).toThrow('registry.type "kube" is not implemented yet');
+  it("builds the kube registry from the agent's config (without connecting: that is start's job)", () => {
+    const config = { ...base, registry: { type: "kube" as const }, clusterCIDR: "10.244.0.0/16", subnetLen: 24, publicIP: "10.0.0.1",
+      vtepMAC: "02:5e:00:00:00:01", vni: 1 };
+    expect(createRegistry(config, captureLog().log)).toBeInstanceOf(KubeRegistry);
+    expect(() => createRegistry({ nodeName: "node1", registry: { type: "kube" } }, captureLog().log)).toThrow(/needs clusterCIDR/);
   });
 });
 
