@@ -1,5 +1,5 @@
-// weft agents on the etcd registry (docs/registry-etcd.md), in a lab of three nodes whose underlay is a bridge in a hub
-// namespace that runs a real 3-member etcd: agents started at once lease distinct subnets and every Pod reaches every Pod;
+// weft agents on the etcd registry (docs/registry-etcd.md), in a lab of three nodes whose underlay is a bridge in the control
+// namespace, which runs a real 3-member etcd: agents started at once lease distinct subnets and every Pod reaches every Pod;
 // an agent killed with SIGKILL is dropped by its peers once its short lease expires and takes its subnet back when it
 // returns; with an etcd member killed leases and watches go on; with all of etcd stopped traffic keeps flowing, and when
 // etcd is back the leases are the same, one per node; an agent whose key another node takes stops.

@@ -1,7 +1,7 @@
 // weft joins a flannel cluster that uses etcd (docs/registry-etcd.md): a real flanneld (built from its Go module by
-// scripts/ensure-cluster-tools.sh) runs in etcd mode with its vxlan backend on node 1 of a lab, two weft agents on nodes 2
-// and 3, a real etcd in the lab's hub namespace. The network config is written as a flannel operator writes it; flanneld
-// and the weft agents see each other as peers, and Pods reach Pods in both directions. flanneld runs inside its node's
+// scripts/ensure-cluster-tools.sh) runs in etcd mode with its vxlan backend on a fourth node that joins a lab of three
+// weft agents, a real etcd in the lab's control namespace. The network config is written as a flannel operator writes
+// it; flanneld and the weft agents see each other as peers, and Pods reach Pods in both directions. flanneld runs inside its node's
 // namespace only (its vxlan device, routes, neighbours and iptables rules stay there), with its subnet file in the lab's
 // temp dir and no forward or masquerade rules.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
