@@ -14,6 +14,8 @@ declare -A WEFT_DEBIAN_PACKAGES=(
   [python3]=python3
   [bridge]=iproute2
   [cc]=build-essential
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
 )
 
 # file → Debian package that provides it: the reference CNI plugins, which Debian installs in /usr/lib/cni (the CNI tests,
@@ -43,6 +45,18 @@ ensure_debian_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" etcd-server "* ]]; then stop_system_etcd; fi
+}
+
+# Debian's etcd-server enables and starts a system etcd on 127.0.0.1:2379. The tests start their own etcd on free ports
+# and need none running: stop it and keep it from starting at boot.
+stop_system_etcd() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    echo "weft: disabling the system etcd service that Debian's etcd-server enabled (the tests run their own etcd)"
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    service etcd stop >/dev/null 2>&1 || true
+  fi
 }
 
 ensure_node_modules() {

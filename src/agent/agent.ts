@@ -122,6 +122,8 @@ class Agent {
 
     this.phase = "publishing the node record";
     this.registry = createRegistry(c, this.log);
+    // Another node holds our subnet now: forwarding on would put two nodes on one subnet.
+    this.registry.on("lost", (err) => this.onFatal(err));
     await this.registry.start();
     this.checkpoint();
     const registry = this.registry;
@@ -138,7 +140,7 @@ class Agent {
     // A worker that stopped leaves the node without an overlay: exit non-zero so the supervisor restarts the agent.
     this.dataplane.on("error", (err: Error) => {
       this.log.error({ err: err.message }, "dataplane worker failed");
-      this.onFatal(err);
+      this.onFatal(new Error(`dataplane failed: ${err.message}`));
     });
     this.dataplane.on("report", (role: "tx" | "rx") => this.absorbReport(role));
     this.metrics.beforeScrape(() => this.refreshMetrics());
@@ -463,7 +465,7 @@ export async function runAgent(file: string | undefined, flags: Record<string, s
     };
     process.on("SIGTERM", () => stop("SIGTERM", 0));
     process.on("SIGINT", () => stop("SIGINT", 0));
-    fatal = (err) => stop(`dataplane failed: ${err.message}`, 1);
+    fatal = (err) => stop(err.message, 1);
   });
   try {
     await agent.start();

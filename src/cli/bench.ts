@@ -4,6 +4,7 @@ import { runCoreBench } from "../../bench/core.js";
 import { runLpmBench } from "../../bench/lpm.js";
 import { runCniBench } from "../../bench/cni.js";
 import { runRegistryBench } from "../../bench/registry.js";
+import { runEtcdRegistryBench } from "../../bench/registry-etcd.js";
 import { runPeersBench } from "../../bench/peers.js";
 import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
 import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
@@ -17,6 +18,7 @@ export interface BenchOptions {
   cni: boolean;
   /** Nodes for the kube registry benchmark; undefined skips it. */
   registryNodes?: number;
+  registryEtcd: boolean;
   peers: boolean;
   peerCount: number;
   modes?: string;
@@ -75,5 +77,6 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     }
     await runRegistryBench({ nodes: opts.registryNodes, runs: 3, outDir: out });
   }
+  if (opts.registryEtcd) await runEtcdRegistryBench({ outDir: out });
   return 0;
 }

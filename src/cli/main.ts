@@ -105,12 +105,13 @@ program
   .option("--registry-nodes <n>", "Node objects for --registry", "5000")
   .option("--peers", "also measure a real agent taking thousands of peers from its registry file, a no-op re-list, and its RSS")
   .option("--peer-count <n>", "records the peer benchmark adds", "5000")
-  .addHelpText("after", "\nNeeds root (network namespaces). Examples:\n  weft bench\n  weft bench --seconds 10 --core --out /tmp/weft-bench\n  weft bench --no-overlay --core --lpm --cni\n  weft bench --no-overlay --peers --peer-count 5000\n  weft bench --no-overlay --registry --registry-nodes 5000")
+  .option("--registry-etcd", "also measure the etcd registry with 5,000 leases in a 3-member etcd on loopback (initial sync, claim, watch, re-list)")
+  .addHelpText("after", "\nNeeds root (network namespaces). Examples:\n  weft bench\n  weft bench --seconds 10 --core --out /tmp/weft-bench\n  weft bench --no-overlay --core --lpm --cni\n  weft bench --no-overlay --peers --peer-count 5000\n  weft bench --no-overlay --registry --registry-nodes 5000\n  weft bench --no-overlay --registry-etcd")
   .action(async (opts: { seconds: string; out?: string; modes?: string; overlay: boolean; core?: boolean; lpm?: boolean; cni?: boolean; peers?: boolean; peerCount: string;
-    registry?: boolean; registryNodes: string }) => {
+    registry?: boolean; registryNodes: string; registryEtcd?: boolean }) => {
     process.exitCode = await runBench({ seconds: Number(opts.seconds), out: opts.out, modes: opts.modes, overlay: opts.overlay,
       core: !!opts.core, lpm: !!opts.lpm, cni: !!opts.cni, peers: !!opts.peers, peerCount: Number(opts.peerCount),
-      registryNodes: opts.registry ? Number(opts.registryNodes) : undefined });
+      registryNodes: opts.registry ? Number(opts.registryNodes) : undefined, registryEtcd: !!opts.registryEtcd });
   });
 
 /** `--key value` / `--key=value` pairs after `weft agent`, for the config's keys (validated by the config loader). */

@@ -10,9 +10,21 @@ import {
 
 export type RegistryConfig =
   | { type: "file"; path: string }
-  | { type: "etcd"; endpoints: string[]; prefix: string }
+  | EtcdRegistryConfig
   /** No kubeconfig: the in-cluster service account. */
   | { type: "kube"; kubeconfig?: string };
+
+/** registry.type "etcd": flannel's etcd layout (docs/registry-etcd.md). TLS paths are absolute. */
+export interface EtcdRegistryConfig {
+  type: "etcd";
+  endpoints: string[];
+  prefix: string;
+  /** Seconds the etcd lease our subnet key is bound to lives without a keepalive. */
+  leaseTTL: number;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
 
 export interface AgentConfig {
   nodeName: string;
@@ -69,7 +81,8 @@ export const DEFAULTS = {
   publicIPWait: 60,
   device: "weft0",
   registryPath: "/etc/weft/peers.json",
-  etcdPrefix: "/weft",
+  etcdPrefix: "/coreos.com/network",
+  etcdLeaseTTL: 86400,
   socket: "/run/weft/weft.sock",
   stateDir: "/var/lib/weft",
   metrics: "127.0.0.1:9464",
@@ -85,7 +98,7 @@ const KEYS: Record<string, Kind> = {
 };
 const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   file: ["type", "path"],
-  etcd: ["type", "endpoints", "prefix"],
+  etcd: ["type", "endpoints", "prefix", "leaseTTL", "caFile", "certFile", "keyFile"],
   kube: ["type", "kubeconfig"],
 };
 const MAX_VNI = 0xffffff;
@@ -126,7 +139,13 @@ function readConfigFile(file: string): Raw {
 
 const squash = (name: string) => name.replace(/[-_]/g, "").toLowerCase();
 const KEY_BY_SQUASHED = new Map(Object.keys(KEYS).map((k) => [squash(k), k]));
-const REGISTRY_FLAGS = new Map([["registrytype", "type"], ["registrypath", "path"], ["registryendpoints", "endpoints"], ["registryprefix", "prefix"], ["registrykubeconfig", "kubeconfig"]]);
+const REGISTRY_FLAGS = new Map([
+  ["registrytype", "type"], ["registrypath", "path"], ["registryendpoints", "endpoints"], ["registryprefix", "prefix"],
+  ["registryleasettl", "leaseTTL"], ["registrycafile", "caFile"], ["registrycertfile", "certFile"], ["registrykeyfile", "keyFile"],
+  ["registrykubeconfig", "kubeconfig"],
+]);
+/** etcd's own ceiling on a lease's TTL. */
+const MAX_LEASE_TTL = 9_000_000_000;
 
 /** Flag names are the keys in camelCase or kebab-case (`--node-name`, `--cluster-cidr`); registry keys are `--registry-*`. */
 function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Raw {
@@ -137,13 +156,14 @@ function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Ra
     const squashed = squash(flag.replace(/^-+/, ""));
     const registryKey = REGISTRY_FLAGS.get(squashed);
     if (registryKey) {
-      registryFlags[registryKey] = registryKey === "endpoints" ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
+      registryFlags[registryKey] = registryKey === "endpoints" ? value.split(",").map((s) => s.trim()).filter(Boolean)
+        : registryKey === "leaseTTL" ? integerFlag(registryKey, value) : value;
       continue;
     }
     const key = KEY_BY_SQUASHED.get(squashed);
     if (!key) throw new ConfigError(flag, "unknown flag", `one of ${flagList()}`);
     if (KEYS[key] === "object") {
-      throw new ConfigError(flag, "registry cannot be given as one flag", "--registry-type, --registry-path, --registry-endpoints, --registry-prefix, --registry-kubeconfig");
+      throw new ConfigError(flag, "registry cannot be given as one flag", registryFlagList());
     }
     out[key] = KEYS[key] === "integer" ? integerFlag(key, value) : value;
   }
@@ -158,7 +178,11 @@ function mergeFlags(fileRaw: Raw, flags: Record<string, string | undefined>): Ra
 
 function flagList(): string {
   const kebab = (k: string) => "--" + k.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z])([A-Z][a-z]{2,})/g, "$1-$2").toLowerCase().replace(/([a-z])v6$/, "$1-v6");
-  return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), "--registry-type", "--registry-path", "--registry-endpoints", "--registry-prefix", "--registry-kubeconfig"].join(", ");
+  return [...Object.keys(KEYS).filter((k) => k !== "registry").map(kebab), registryFlagList()].join(", ");
+}
+
+function registryFlagList(): string {
+  return ["type", "path", "endpoints", "prefix", "lease-ttl", "ca-file", "cert-file", "key-file", "kubeconfig"].map((k) => `--registry-${k}`).join(", ");
 }
 
 function integerFlag(key: string, value: string): number | string {
@@ -200,6 +224,10 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
   const clusters = [cluster, ...(cluster6 ? [cluster6] : [])];
   if (str("publicIP") === undefined) throw new ConfigError("publicIP", "missing", "this node's underlay address (IPv4 or IPv6) that peers send VXLAN to");
   const publicIP = checkPublicIP("publicIP", str("publicIP")!, undefined, clusters);
+  // The etcd registry stores flannel's leases, whose PublicIP is IPv4 (docs/registry-etcd.md).
+  if (registry.type === "etcd" && publicIP.includes(":")) {
+    throw new ConfigError("publicIP", `${publicIP} is IPv6, but registry.type "etcd" stores flannel's leases, whose PublicIP is IPv4`, "an IPv4 underlay address");
+  }
   const publicIPv6 = str("publicIPv6") === undefined ? undefined : checkPublicIP("publicIPv6", str("publicIPv6")!, 6, clusters);
   const publicIPWait = checkRange("publicIPWait", int("publicIPWait") ?? DEFAULTS.publicIPWait, 0, 3600, "seconds to wait for publicIP");
 
@@ -359,20 +387,7 @@ function checkRegistry(raw: Raw | undefined): RegistryConfig {
     if (r.path !== undefined && typeof r.path !== "string") throw new ConfigError("registry.path", `got ${describe(r.path)}`, "a string");
     return { type, path: checkPath("registry.path", (r.path as string | undefined) ?? DEFAULTS.registryPath) };
   }
-  if (type === "etcd") {
-    const endpoints = r.endpoints;
-    if (!Array.isArray(endpoints) || endpoints.length === 0) {
-      throw new ConfigError("registry.endpoints", `got ${endpoints === undefined ? "nothing" : describe(endpoints)}`, 'a non-empty list of URLs, e.g. ["http://127.0.0.1:2379"]');
-    }
-    for (const e of endpoints) {
-      if (typeof e !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(e)) {
-        throw new ConfigError("registry.endpoints", `${describe(e)} is not an endpoint URL`, "http://host:port or https://host:port");
-      }
-    }
-    const prefix = r.prefix ?? DEFAULTS.etcdPrefix;
-    if (typeof prefix !== "string" || !prefix.startsWith("/")) throw new ConfigError("registry.prefix", `got ${describe(prefix)}`, 'a key prefix starting with "/", e.g. /weft');
-    return { type, endpoints: endpoints as string[], prefix };
-  }
+  if (type === "etcd") return checkEtcdRegistry(r);
   if (r.kubeconfig === undefined) return { type: "kube" };
   if (typeof r.kubeconfig !== "string") throw new ConfigError("registry.kubeconfig", `got ${describe(r.kubeconfig)}`, "the path of a kubeconfig file");
   const kubeconfig = checkPath("registry.kubeconfig", r.kubeconfig);
@@ -382,6 +397,48 @@ function checkRegistry(raw: Raw | undefined): RegistryConfig {
     throw new ConfigError("registry.kubeconfig", `cannot read ${kubeconfig}: ${(e as Error).message}`, "a readable kubeconfig file (or no key: the in-cluster service account)");
   }
   return { type: "kube", kubeconfig };
+}
+
+function checkEtcdRegistry(r: Raw): EtcdRegistryConfig {
+  const endpoints = r.endpoints;
+  if (!Array.isArray(endpoints) || endpoints.length === 0) {
+    throw new ConfigError("registry.endpoints", `got ${endpoints === undefined ? "nothing" : describe(endpoints)}`, 'a non-empty list of URLs, e.g. ["http://127.0.0.1:2379"]');
+  }
+  for (const e of endpoints) {
+    if (typeof e !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(e)) {
+      throw new ConfigError("registry.endpoints", `${describe(e)} is not an endpoint URL`, "http://host:port or https://host:port");
+    }
+  }
+  const prefix = r.prefix ?? DEFAULTS.etcdPrefix;
+  if (typeof prefix !== "string" || !/^\/[^\s]*[^/\s]$/.test(prefix)) {
+    throw new ConfigError("registry.prefix", `got ${describe(prefix)}`, 'a key prefix starting with "/" and not ending with one, e.g. /coreos.com/network');
+  }
+  const leaseTTL = r.leaseTTL ?? DEFAULTS.etcdLeaseTTL;
+  if (typeof leaseTTL !== "number" || !Number.isInteger(leaseTTL) || leaseTTL < 2 || leaseTTL > MAX_LEASE_TTL) {
+    throw new ConfigError("registry.leaseTTL", `got ${describe(leaseTTL)}`, `whole seconds from 2 to ${MAX_LEASE_TTL} (flannel uses 86400)`);
+  }
+  const config: EtcdRegistryConfig = { type: "etcd", endpoints: endpoints as string[], prefix, leaseTTL };
+  for (const key of ["caFile", "certFile", "keyFile"] as const) {
+    const value = r[key];
+    if (value === undefined) continue;
+    if (typeof value !== "string") throw new ConfigError(`registry.${key}`, `got ${describe(value)}`, "a path to a PEM file");
+    const path = checkPath(`registry.${key}`, value);
+    try {
+      readFileSync(path);
+    } catch (e) {
+      throw new ConfigError(`registry.${key}`, `cannot read ${path}: ${(e as Error).message}`, "a readable PEM file");
+    }
+    config[key] = path;
+  }
+  if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
+    const missing = config.certFile === undefined ? "certFile" : "keyFile";
+    throw new ConfigError(`registry.${missing}`, "missing", "a client certificate and its key together (certFile and keyFile)");
+  }
+  const plain = config.endpoints.find((e) => e.startsWith("http://"));
+  if (plain && (config.caFile !== undefined || config.certFile !== undefined)) {
+    throw new ConfigError("registry.endpoints", `${plain} is plain http, but TLS files are configured`, "https:// endpoints");
+  }
+  return config;
 }
 
 /** `host:port` or `[v6]:port`; port 0 asks the kernel for a free one. */

@@ -55,6 +55,10 @@ export interface LabOptions {
    * through the real front end (build/cni/weft) exactly as a runtime would. Kernel and routed nodes are always wired here.
    */
   podsVia?: "hand" | "cni";
+  /** Agents lease their subnets from their registry (etcd, say) instead of being given 10.244.<index>.0/24; their Pods are wired after. */
+  leased?: boolean;
+  /** Runs after the underlay is up and before the agents start: a store in the control namespace, say. */
+  beforeAgents?: (lab: Lab) => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -86,6 +90,8 @@ export interface LabPod {
 
 export const CLUSTER = "10.244.0.0/16";
 const UNDERLAY_NET = "192.168.200";
+/** The control namespace's address on the underlay, where a store the agents share (etcd) listens. */
+export const CONTROL_ADDRESS = `${UNDERLAY_NET}.${CONTROL_ADDRESS_INDEX}`;
 
 export function sh(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
   try {
@@ -132,11 +138,14 @@ export class Lab {
       this.buildUnderlay();
       if (this.opts.registry === "kube") await this.startKube();
       const viaCni = (n: LabNode) => this.opts.podsVia === "cni" && this.isWeft(n);
-      for (const node of this.nodes.filter((n) => !viaCni(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      const leasedByHand = (n: LabNode) => this.opts.leased === true && this.isWeft(n) && !viaCni(n);
+      for (const node of this.nodes.filter((n) => !viaCni(n) && !leasedByHand(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
+      await this.opts.beforeAgents?.(this);
       if (this.nodes.some((n) => n.kind === "routed")) this.routeHostGw();
       this.nodes.filter((n) => n.kind === "kernel-vxlan").forEach((n) => this.kernelVxlan(n));
       if (this.nodes.some((n) => n.kind === "weft" || n.kind === "flanneld")) await this.startAgents();
       for (const node of this.nodes.filter(viaCni)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPodViaCni(node, p);
+      for (const node of this.nodes.filter(leasedByHand)) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
       this.pods.sort((a, b) => a.node - b.node);
       return this;
     } catch (err) {
@@ -233,7 +242,7 @@ export class Lab {
   }
 
   /** A Pod wired as the CNI plugin wires it: address /24, gw/32 scope link + default via gw; host side gw/32 + pod/32. */
-  private addPod(node: LabNode, p: number): void {
+  addPod(node: LabNode, p: number): void {
     const ns = this.addNamespace(`${this.prefix}p${node.index}${String.fromCharCode(97 + p)}`);
     const subnet = parseCIDR(node.subnet);
     const podIP = nthAddress(subnet, 10 + p);
@@ -307,6 +316,9 @@ export class Lab {
       this.log(`started flanneld on ${n.ns} (log ${n.logFile})`);
     }
     await Promise.all(weftNodes.map((n) => this.waitReady(n)));
+    if (this.opts.leased) {
+      for (const n of weftNodes) n.subnet = ((await callAgent(n.socket!, { op: "status" })) as { subnet: string }).subnet;
+    }
     if (this.kube) {
       for (const k of kernelNodes) await kernelPeersFromKube(this, k);
       return;
@@ -328,7 +340,7 @@ export class Lab {
     const config = {
       nodeName: n.name,
       clusterCIDR: CLUSTER,
-      ...(this.kube ? {} : { subnet: n.subnet }),
+      ...(this.kube || this.opts.leased ? {} : { subnet: n.subnet }),
       publicIP: n.underlayIP,
       port: this.port,
       vtepMAC: n.vtepMAC,

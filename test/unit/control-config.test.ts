@@ -96,13 +96,22 @@ describe("flags", () => {
   it("switch the registry type with a fresh registry object", () => {
     const path = file({ ...minimal, registry: { type: "file", path: "/a.json" } });
     const c = loadAgentConfig(path, { registryType: "etcd", "registry-endpoints": "http://a:2379, https://b:2379" }, opts);
-    expect(c.registry).toEqual({ type: "etcd", endpoints: ["http://a:2379", "https://b:2379"], prefix: "/weft" });
+    expect(c.registry).toEqual({ type: "etcd", endpoints: ["http://a:2379", "https://b:2379"], prefix: "/coreos.com/network", leaseTTL: 86400 });
   });
 
   it("keep the file's registry keys when the type stays", () => {
     const path = file({ ...minimal, registry: { type: "etcd", endpoints: ["http://a:2379"] } });
     expect(loadAgentConfig(path, { "registry-prefix": "/x" }, opts).registry)
-      .toEqual({ type: "etcd", endpoints: ["http://a:2379"], prefix: "/x" });
+      .toEqual({ type: "etcd", endpoints: ["http://a:2379"], prefix: "/x", leaseTTL: 86400 });
+  });
+
+  it("take the etcd lease TTL and TLS files from flags, paths made absolute", () => {
+    const pem = join(tmp.dir, "a.pem");
+    writeFileSync(pem, "x");
+    const c = loadAgentConfig(undefined, { ...minimal, "registry-type": "etcd", "registry-endpoints": "https://a:2379",
+      "registry-lease-ttl": "60", "registry-ca-file": pem, "registry-cert-file": pem, "registry-key-file": pem }, opts);
+    expect(c.registry).toEqual({ type: "etcd", endpoints: ["https://a:2379"], prefix: "/coreos.com/network", leaseTTL: 60,
+      caFile: pem, certFile: pem, keyFile: pem });
   });
 });
 
@@ -188,6 +197,13 @@ const refusals: Refusal[] = [
   { name: "etcd without endpoints", key: "registry.endpoints", flags: { ...minimal, "registry-type": "etcd" } },
   { name: "etcd with a bad endpoint", key: "registry.endpoints", flags: { ...minimal, "registry-type": "etcd", "registry-endpoints": "127.0.0.1:2379" } },
   { name: "etcd with a relative prefix", key: "registry.prefix", flags: { ...minimal, "registry-type": "etcd", "registry-endpoints": "http://a:2379", "registry-prefix": "weft" } },
+  { name: "etcd with a prefix ending in a slash", key: "registry.prefix", file: { ...minimal, registry: { type: "etcd", endpoints: ["http://a:2379"], prefix: "/coreos.com/network/" } } },
+  { name: "etcd with a lease TTL of 1 s", key: "registry.leaseTTL", file: { ...minimal, registry: { type: "etcd", endpoints: ["http://a:2379"], leaseTTL: 1 } } },
+  { name: "etcd with a lease TTL that is not a number", key: "registry.leaseTTL", flags: { ...minimal, "registry-type": "etcd", "registry-endpoints": "http://a:2379", "registry-lease-ttl": "1d" } },
+  { name: "etcd with an unreadable CA file", key: "registry.caFile", flags: { ...minimal, "registry-type": "etcd", "registry-endpoints": "https://a:2379", "registry-ca-file": "/nonexistent/ca.pem" } },
+  { name: "etcd with a client certificate but no key", key: "registry.keyFile", file: { ...minimal, registry: { type: "etcd", endpoints: ["https://a:2379"], certFile: "/etc/hostname" } } },
+  { name: "etcd over plain http with TLS files", key: "registry.endpoints", file: { ...minimal, registry: { type: "etcd", endpoints: ["http://a:2379"], caFile: "/etc/hostname" } } },
+  { name: "etcd with an IPv6 publicIP", key: "publicIP", flags: { ...minimal, publicIP: "fd00::1", "registry-type": "etcd", "registry-endpoints": "http://a:2379" } },
   { name: "kube with a kubeconfig that is not a string", key: "registry.kubeconfig", file: { ...minimal, registry: { type: "kube", kubeconfig: 7 } } },
   { name: "kube with a kubeconfig that does not exist", key: "registry.kubeconfig", flags: { ...minimal, "registry-type": "kube", "registry-kubeconfig": "/nonexistent/kubeconfig" } },
   { name: "kube with a file registry's key", key: "registry.path", file: { ...minimal, registry: { type: "kube", path: "/a.json" } } },

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deriveVtepMAC } from "../../src/control/config.js";
+import { EtcdRegistry } from "../../src/control/registry/etcd.js";
 import { FileRegistry } from "../../src/control/registry/file.js";
 import { createRegistry, KubeRegistry, type NodeRecord, type RegistryEvents } from "../../src/control/registry/index.js";
 import { TS_EXEC_ARGV } from "../helpers/ts-child.js";
@@ -178,20 +179,20 @@ describe("the lock", () => {
 });
 
 describe("createRegistry", () => {
-  const base = { nodeName: "node1" };
+  const base = { nodeName: "node1", publicIP: "10.0.0.1", clusterCIDR: "10.244.0.0/16", subnetLen: 24, vni: 1, port: 8472 };
   it("builds the file registry", () => {
     const r = createRegistry({ ...base, registry: { type: "file", path } }, captureLog().log);
     expect(r).toBeInstanceOf(FileRegistry);
   });
-  it("refuses etcd as not implemented yet", () => {
-    expect(() => createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://a:2379"], prefix: "/weft" } }, captureLog().log))
-      .toThrow('registry.type "etcd" is not implemented yet');
+  it("makes an etcd registry for registry.type etcd (it connects on start)", () => {
+    const r = createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "/coreos.com/network", leaseTTL: 60 } }, captureLog().log);
+    expect(r).toBeInstanceOf(EtcdRegistry);
   });
   it("builds the kube registry from the agent's config (without connecting: that is start's job)", () => {
     const config = { ...base, registry: { type: "kube" as const }, clusterCIDR: "10.244.0.0/16", subnetLen: 24, publicIP: "10.0.0.1",
       vtepMAC: "02:5e:00:00:00:01", vni: 1 };
     expect(createRegistry(config, captureLog().log)).toBeInstanceOf(KubeRegistry);
-    expect(() => createRegistry({ ...base, registry: { type: "kube" } }, captureLog().log)).toThrow(/needs clusterCIDR/);
+    expect(() => createRegistry({ nodeName: "node1", registry: { type: "kube" } }, captureLog().log)).toThrow(/needs clusterCIDR/);
   });
 });
 

@@ -1,11 +1,13 @@
-// Picks the registry named by the config. The etcd registry does not exist yet and refuses at startup rather than pretend
-// to work.
+// Picks the registry named by the config: file (docs/registries.md), etcd (docs/registry-etcd.md), kube
+// (docs/registry-kube.md).
 import type { Logger } from "pino";
-import type { AgentConfig } from "../config.js";
+import type { AgentConfig, EtcdRegistryConfig } from "../config.js";
+import { EtcdRegistry } from "./etcd.js";
 import { FileRegistry, type FileRegistryOptions } from "./file.js";
 import { KubeRegistry, type KubeRegistryOptions } from "./kube.js";
 import type { Registry } from "./record.js";
 
+export { EtcdRegistry, type EtcdRegistryOptions } from "./etcd.js";
 export { FileRegistry, type FileRegistryOptions } from "./file.js";
 export { KubeRegistry, type KubeRegistryOptions } from "./kube.js";
 export { FileLock, withFileLock, type LockOptions } from "./lock.js";
@@ -16,10 +18,10 @@ export {
 export class RegistryNotImplementedError extends Error {}
 
 /** What the kube registry needs beyond the file registry: the cluster networks to check the Node's podCIDR against. */
-type KubeKeys = "clusterCIDR" | "subnetLen" | "clusterCIDRv6" | "subnetLenV6" | "publicIP" | "publicIPv6" | "vtepMAC" | "vni";
+type RegistryKeys = "clusterCIDR" | "subnetLen" | "clusterCIDRv6" | "subnetLenV6" | "publicIP" | "publicIPv6" | "vtepMAC" | "vni" | "port";
 
 export function createRegistry(
-  config: Pick<AgentConfig, "registry" | "nodeName"> & Partial<Pick<AgentConfig, KubeKeys>>,
+  config: Pick<AgentConfig, "registry" | "nodeName"> & Partial<Pick<AgentConfig, RegistryKeys>>,
   log: Logger,
   fileOptions: Partial<Pick<FileRegistryOptions, "pollMs" | "debounceMs" | "lock">> = {},
   kubeOptions: Partial<Pick<KubeRegistryOptions, "informer" | "waitLogMs">> = {},
@@ -46,8 +48,26 @@ export function createRegistry(
       });
     }
     case "etcd":
-      throw new RegistryNotImplementedError(
-        `registry.type "${registry.type}" is not implemented yet; use registry.type "file" (the embedded default) or "kube"`,
-      );
+      return createEtcdRegistry(registry, config, log);
   }
+}
+
+function createEtcdRegistry(registry: EtcdRegistryConfig, config: Pick<AgentConfig, "nodeName"> & Partial<Pick<AgentConfig, RegistryKeys>>, log: Logger): Registry {
+  const { clusterCIDR, subnetLen, publicIP, vni, port } = config;
+  if (clusterCIDR === undefined || subnetLen === undefined || publicIP === undefined || vni === undefined || port === undefined) {
+    throw new Error("the etcd registry needs clusterCIDR, subnetLen, publicIP, vni and port from the agent's config");
+  }
+  return new EtcdRegistry({
+    config: registry,
+    nodeName: config.nodeName,
+    publicIP,
+    network: {
+      clusterCIDR,
+      subnetLen,
+      ...(config.clusterCIDRv6 !== undefined && { clusterCIDRv6: config.clusterCIDRv6, subnetLenV6: config.subnetLenV6 }),
+      vni,
+      port,
+    },
+    log: log.child({ part: "registry" }),
+  });
 }

@@ -20,6 +20,8 @@ export interface RegistryEvents {
   added: [record: NodeRecord];
   removed: [record: NodeRecord];
   changed: [record: NodeRecord, previous: NodeRecord];
+  /** Our own record is gone from the store for good (another node holds our subnet now): the agent must stop. */
+  lost: [error: Error];
 }
 
 /**
