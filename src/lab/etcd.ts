@@ -2,10 +2,11 @@
 // with a temporary data dir, optionally with TLS (a throwaway CA, server and client certificates made with openssl). The
 // cached 3.6 build is preferred, else Debian's etcd-server. stop() removes everything, and runs at process exit too.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnInNetns } from "./process.js";
 
 const CACHED = process.env.WEFT_ETCD_BIN ?? "/var/cache/weft-tools/etcd-v3.6.8";
 
@@ -22,6 +23,8 @@ export interface EtcdOptions {
   netns?: string;
   host?: string;
   tls?: boolean;
+  /** Data dirs and logs here (default: a new temporary directory). */
+  dir?: string;
 }
 
 export interface ClientTls {
@@ -50,7 +53,8 @@ export class EtcdCluster {
     if (!bin) throw new Error("no etcd: run scripts/ensure-deps.sh (Debian's etcd-server) or scripts/ensure-cluster-tools.sh");
     this.bin = bin;
     this.host = options.host ?? "127.0.0.1";
-    this.dir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
+    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), "weft-etcd-"));
+    mkdirSync(this.dir, { recursive: true });
     process.once("exit", this.exitHook);
   }
 
@@ -88,11 +92,14 @@ export class EtcdCluster {
       ...(this.tls ? ["--cert-file", join(this.dir, "server.pem"), "--key-file", join(this.dir, "server-key.pem"),
         "--trusted-ca-file", this.tls.caFile, "--client-cert-auth"] : []),
     ];
-    const log = createWriteStream(join(this.dir, `${m.name}.log`), { flags: "a" });
-    const [cmd, argv] = this.options.netns ? ["ip", ["netns", "exec", this.options.netns, this.bin.etcd, ...args]] : [this.bin.etcd, args];
-    m.process = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    m.process.stdout!.pipe(log);
-    m.process.stderr!.pipe(log);
+    const log = join(this.dir, `${m.name}.log`);
+    if (this.options.netns) {
+      m.process = spawnInNetns(this.options.netns, this.bin.etcd, args, log);
+    } else {
+      const fd = openSync(log, "a");
+      m.process = spawn(this.bin.etcd, args, { stdio: ["ignore", fd, fd] });
+      closeSync(fd);
+    }
   }
 
   /** Stops member i with a signal and waits until it is gone. */
@@ -152,6 +159,11 @@ export class EtcdCluster {
     } catch {
       return "";
     }
+  }
+
+  /** Leaves the members running when this process exits (a lab kept up). */
+  keep(): void {
+    process.removeListener("exit", this.exitHook);
   }
 
   async stop(): Promise<void> {

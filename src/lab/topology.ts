@@ -16,6 +16,7 @@ import { nthAddress, parseCIDR } from "../net/addr.js";
 import { PACKAGE_ROOT } from "../paths.js";
 import { startFlanneld } from "./flannel.js";
 import { findClusterTools, KubeControlPlane } from "./kube.js";
+import { EtcdCluster } from "./etcd.js";
 import { annotateAsFlannel, kernelPeersFromKube, registerNodes } from "./kube-nodes.js";
 
 export type Mode = "weft" | "kernel-vxlan" | "routed" | "mixed";
@@ -116,6 +117,8 @@ export class Lab {
   /** The namespace that bridges the underlay and hosts the control plane, when there is one. */
   control?: string;
   kube?: KubeControlPlane;
+  /** The etcd in the control namespace of a lab with registry "etcd". */
+  etcd?: EtcdCluster;
   private readonly namespaces: string[] = [];
   private readonly log: (line: string) => void;
   private readonly exitHook = () => this.downSync();
@@ -137,8 +140,11 @@ export class Lab {
     try {
       this.buildUnderlay();
       if (this.opts.registry === "kube") await this.startKube();
+      if (this.opts.registry === "etcd") {
+        this.etcd = await new EtcdCluster({ netns: this.control, host: CONTROL_ADDRESS, dir: join(this.dir, "etcd") }).start();
+      }
       const viaCni = (n: LabNode) => this.opts.podsVia === "cni" && this.isWeft(n);
-      const leasedByHand = (n: LabNode) => this.opts.leased === true && this.isWeft(n) && !viaCni(n);
+      const leasedByHand = (n: LabNode) => this.leased && this.isWeft(n) && !viaCni(n);
       for (const node of this.nodes.filter((n) => !viaCni(n) && !leasedByHand(n))) for (let p = 0; p < (this.opts.pods ?? 1); p++) this.addPod(node, p);
       await this.opts.beforeAgents?.(this);
       if (this.nodes.some((n) => n.kind === "routed")) this.routeHostGw();
@@ -173,7 +179,7 @@ export class Lab {
       return this.namespaceNode(i + 1, kind, name);
     });
     this.nodes.push(...nodes);
-    if (this.nodes.length === 2 && this.opts.registry !== "kube" && !this.opts.bridged) {
+    if (this.nodes.length === 2 && this.opts.registry !== "kube" && this.opts.registry !== "etcd" && !this.opts.bridged) {
       const [a, b] = this.nodes;
       ip("link", "add", `${this.prefix}u1`, "netns", a.ns, "mtu", mtu, "type", "veth", "peer", "name", `${this.prefix}u2`, "netns", b.ns, "mtu", mtu);
     } else {
@@ -316,7 +322,7 @@ export class Lab {
       this.log(`started flanneld on ${n.ns} (log ${n.logFile})`);
     }
     await Promise.all(weftNodes.map((n) => this.waitReady(n)));
-    if (this.opts.leased) {
+    if (this.leased) {
       for (const n of weftNodes) n.subnet = ((await callAgent(n.socket!, { op: "status" })) as { subnet: string }).subnet;
     }
     if (this.kube) {
@@ -340,11 +346,11 @@ export class Lab {
     const config = {
       nodeName: n.name,
       clusterCIDR: CLUSTER,
-      ...(this.kube || this.opts.leased ? {} : { subnet: n.subnet }),
+      ...(this.kube || this.leased ? {} : { subnet: n.subnet }),
       publicIP: n.underlayIP,
       port: this.port,
       vtepMAC: n.vtepMAC,
-      registry: this.kube ? { type: "kube", kubeconfig: this.kube.weft.kubeconfig } : { type: "file", path: this.registryFile },
+      registry: this.registryConfig(),
       socket: n.socket,
       stateDir: join(dir, "state"),
       metrics: "127.0.0.1:0",
@@ -353,6 +359,17 @@ export class Lab {
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
     n.agent = spawnInNetns(n.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n.configFile], n.logFile);
     this.log(`started weft agent on ${n.ns} (log ${n.logFile})`);
+  }
+
+  private registryConfig(): Record<string, unknown> {
+    if (this.kube) return { type: "kube", kubeconfig: this.kube.weft.kubeconfig };
+    if (this.etcd) return { type: "etcd", endpoints: this.etcd.endpoints, prefix: "/coreos.com/network" };
+    return { type: "file", path: this.registryFile };
+  }
+
+  /** Agents lease their subnets: asked for, or because the registry is etcd. */
+  private get leased(): boolean {
+    return this.opts.leased === true || this.opts.registry === "etcd";
   }
 
   /** Resolves when the agent answers status as ready and knows every other node as a peer. */
@@ -400,12 +417,14 @@ export class Lab {
   async down(): Promise<void> {
     await Promise.all(this.nodes.map((n) => this.stopAgent(n)));
     await this.kube?.stop();
+    await this.etcd?.stop();
     this.downSync();
   }
 
   /** Leaves everything up when this process exits: `Lab.teardown(prefix)` takes it down later. */
   keep(): void {
     process.removeListener("exit", this.exitHook);
+    this.etcd?.keep();
   }
 
   /** Takes down a lab left up by keep(): kills what runs in its namespaces, deletes them and its files. */
