@@ -1,82 +1,16 @@
-// `weft bench`: the two-node overlay benchmark (routed vs kernel VXLAN vs weft, iperf3 and ping), and on request the
-// packet core's micro-benchmarks and the route-table benchmark. Everything printed and written as JSON (+ SVG).
-import { runCoreBench } from "../../bench/core.js";
-import { runLpmBench } from "../../bench/lpm.js";
-import { runCniBench } from "../../bench/cni.js";
-import { runRegistryBench } from "../../bench/registry.js";
-import { runEtcdRegistryBench } from "../../bench/registry-etcd.js";
-import { runPeersBench } from "../../bench/peers.js";
-import { BENCH_MODES, runOverlayBench, type BenchMode } from "../../bench/overlay.js";
-import { writeResult, RESULTS_DIR } from "../../bench/lib/report.js";
+// `weft bench`: runs the benchmark program (bench/main.ts, built into dist/bench/) as a child, so the product itself carries
+// no benchmark code; its arguments and output pass through unchanged.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../paths.js";
 
-export interface BenchOptions {
-  seconds: number;
-  out?: string;
-  overlay: boolean;
-  core: boolean;
-  lpm: boolean;
-  cni: boolean;
-  /** Nodes for the kube registry benchmark; undefined skips it. */
-  registryNodes?: number;
-  registryEtcd: boolean;
-  peers: boolean;
-  peerCount: number;
-  modes?: string;
-}
-
-export async function runBench(opts: BenchOptions): Promise<number> {
-  if (!(opts.seconds > 0)) {
-    console.error("weft bench: --seconds must be a positive number");
+export async function runBench(args: string[]): Promise<number> {
+  const main = join(PACKAGE_ROOT, "dist", "bench", "main.js");
+  if (!existsSync(main)) {
+    console.error(`weft bench: ${main} is missing: the benchmarks ship with the source checkout (npm run build there)`);
     return 2;
   }
-  const out = opts.out ?? RESULTS_DIR;
-  if (opts.overlay) {
-    if (process.getuid?.() !== 0) {
-      console.error("weft bench: the overlay benchmark builds network namespaces and needs root (or use --no-overlay --core)");
-      return 2;
-    }
-    const modes = opts.modes ? opts.modes.split(",").map((m) => m.trim()) : BENCH_MODES;
-    const bad = modes.filter((m) => !BENCH_MODES.includes(m as BenchMode));
-    if (bad.length) {
-      console.error(`weft bench: unknown mode ${bad.join(", ")}; expected some of ${BENCH_MODES.join(", ")}`);
-      return 2;
-    }
-    await runOverlayBench({ seconds: opts.seconds, out, modes: modes as BenchMode[] });
-  }
-  if (opts.core) {
-    const core = runCoreBench({ seconds: Math.min(opts.seconds, 2) });
-    console.log(`\nwrote ${writeResult("core", { date: new Date().toISOString(), node: process.version, ...core }, out)}`);
-  }
-  if (opts.lpm) runLpmBench(out);
-  if (opts.cni) {
-    if (process.getuid?.() !== 0) {
-      console.error("weft bench: the CNI benchmark creates veths and namespaces and needs root");
-      return 2;
-    }
-    await runCniBench({ outDir: out });
-  }
-  if (opts.peers) {
-    if (process.getuid?.() !== 0) {
-      console.error("weft bench: the peer benchmark runs agents in namespaces and needs root");
-      return 2;
-    }
-    if (!Number.isInteger(opts.peerCount) || opts.peerCount < 1 || opts.peerCount > 39000) {
-      console.error("weft bench: --peer-count must be an integer from 1 to 39000 (the /24s of 10.100.0.0-10.255.255.0)");
-      return 2;
-    }
-    await runPeersBench({ peers: opts.peerCount, out });
-  }
-  if (opts.registryNodes !== undefined) {
-    if (!(Number.isInteger(opts.registryNodes) && opts.registryNodes > 0)) {
-      console.error("weft bench: --registry-nodes must be a positive integer");
-      return 2;
-    }
-    if (process.getuid?.() !== 0) {
-      console.error("weft bench: the registry benchmark runs kube-apiserver in a network namespace and needs root");
-      return 2;
-    }
-    await runRegistryBench({ nodes: opts.registryNodes, runs: 3, outDir: out });
-  }
-  if (opts.registryEtcd) await runEtcdRegistryBench({ outDir: out });
-  return 0;
+  const child = spawn(process.execPath, [main, ...args], { stdio: "inherit" });
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0))));
 }
