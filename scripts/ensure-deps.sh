@@ -35,7 +35,8 @@ ensure_debian_packages() {
   for file in "${!WEFT_DEBIAN_FILES[@]}"; do
     [ -x "$file" ] || missing+=("${WEFT_DEBIAN_FILES[$file]}")
   done
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  # One line per package, each once; none at all when nothing is missing (printf of no words still prints one empty line).
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sed '/^$/d' | sort -u)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "weft: missing Debian packages: ${missing[*]} — install them (as root: apt-get install ${missing[*]})" >&2
