@@ -2,22 +2,15 @@
 import { IPv4 } from "../wire/ipv4";
 import { IPv6 } from "../wire/ipv6";
 import { Config } from "./config";
+import { mix64 } from "./mix";
 
-@inline function mix(h: u64): u32 {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccd;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53;
-  h ^= h >> 33;
-  return <u32>h;
-}
 
 /** Hash of addresses, protocol and (when present) the first 4 bytes of the L4 header: both ports for TCP and UDP. */
 export function flowHash4(ip: usize, l4: usize, hasPorts: bool): u32 {
   let h = <u64>load<u32>(ip + IPv4.SRC) | (<u64>load<u32>(ip + IPv4.DST) << 32);
   h ^= <u64>IPv4.protocol(ip) << 17;
   if (hasPorts) h += <u64>load<u32>(l4) * 0x9e3779b97f4a7c15;
-  return mix(h);
+  return mix64(h);
 }
 
 export function flowHash6(ip: usize, proto: u32, l4: usize, hasPorts: bool): u32 {
@@ -25,7 +18,7 @@ export function flowHash6(ip: usize, proto: u32, l4: usize, hasPorts: bool): u32
   h ^= (load<u64>(ip + IPv6.DST) ^ load<u64>(ip + IPv6.DST + 8)) * 0xc2b2ae3d27d4eb4f;
   h ^= <u64>proto << 17;
   if (hasPorts) h += <u64>load<u32>(l4) * 0x9e3779b97f4a7c15;
-  return mix(h);
+  return mix64(h);
 }
 
 @inline export function sourcePort(hash: u32): u32 {

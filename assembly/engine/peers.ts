@@ -3,6 +3,7 @@
 import { bytesEqual } from "../wire/bytes";
 import { Ethernet } from "../wire/ethernet";
 import { C, peerCountersPtr } from "./counters";
+import { mix64 } from "./mix";
 
 export namespace Peer {
   export const STATE: usize = 0;
@@ -69,18 +70,12 @@ export function peerOpsAt(): usize {
 }
 
 /**
- * Every bit of the address reaches the low bits the table is indexed by (murmur3's finaliser). IPv4 peers differ only in
+ * Every bit of the address reaches the low bits the table is indexed by (mix64). IPv4 peers differ only in
  * the last four bytes, often only in the last two: a plain multiply left those in the high bits, and with thousands of
  * peers every address probed through all the others.
  */
 @inline function addrHash(p: usize): u32 {
-  let h = load<u64>(p) * 0x9e3779b97f4a7c15 ^ load<u64>(p + 8);
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccd;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53;
-  h ^= h >> 33;
-  return <u32>h;
+  return mix64(load<u64>(p) * 0x9e3779b97f4a7c15 ^ load<u64>(p + 8));
 }
 
 /** The peer whose underlay address is the 16 bytes (IPv4 as ::ffff:a.b.c.d) at p, or -1. */
