@@ -19,7 +19,7 @@ import {
   checkNetworkConfig, leaseValueFor, type NetworkWanted, networkConfigFor, parseLease, parseSubnetKeyName, subnetKeyName,
 } from "./flannel.js";
 import { KeepAlive } from "./etcd-keepalive.js";
-import { type NodeRecord, type Registry, type RegistryEvents, parseNodeRecord, RecordError, sameRecord } from "./record.js";
+import { type NodeRecord, type Registry, type RegistryEvents, checkOwnRecord, RecordError, sameRecord } from "./record.js";
 
 export interface EtcdRegistryOptions {
   config: EtcdRegistryConfig;
@@ -224,15 +224,7 @@ export class EtcdRegistry extends EventEmitter<RegistryEvents> implements Regist
   }
 
   private checkOwnRecord(chosen: NodeRecord): NodeRecord {
-    let mine: NodeRecord;
-    try {
-      mine = parseNodeRecord(chosen);
-    } catch (e) {
-      throw new Error(`refusing to store an invalid record for ${this.options.nodeName}: ${(e as Error).message}`);
-    }
-    if (mine.nodeName !== this.options.nodeName) {
-      throw new Error(`this registry stores ${JSON.stringify(this.options.nodeName)}, not ${JSON.stringify(mine.nodeName)}`);
-    }
+    const mine = checkOwnRecord(chosen, this.options.nodeName);
     if (mine.publicIP !== this.options.publicIP) throw new Error(`our record's publicIP ${mine.publicIP} is not ${this.options.publicIP}`);
     return mine;
   }

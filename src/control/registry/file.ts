@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { writeFileAtomic } from "../atomic-file.js";
 import { type LockOptions, withFileLock } from "./lock.js";
 import {
-  type NodeRecord, type Registry, type RegistryEvents, describeEntry, parseNodeRecord, RecordError, sameRecord,
+  type NodeRecord, type Registry, type RegistryEvents, checkOwnRecord, describeEntry, parseNodeRecord, RecordError, sameRecord,
 } from "./record.js";
 
 export interface FileRegistryOptions {
@@ -59,15 +59,7 @@ export class FileRegistry extends EventEmitter<RegistryEvents> implements Regist
     const record = await withFileLock(this.lockPath, this.options.lock ?? {}, async (lock) => {
       const entries = this.readEntriesForUpdate();
       const chosen = await decide(this.validRecords(entries, false));
-      let mine: NodeRecord;
-      try {
-        mine = parseNodeRecord(chosen);
-      } catch (e) {
-        throw new Error(`refusing to store an invalid record for ${this.options.nodeName}: ${(e as Error).message}`);
-      }
-      if (mine.nodeName !== this.options.nodeName) {
-        throw new Error(`this registry stores ${JSON.stringify(this.options.nodeName)}, not ${JSON.stringify(mine.nodeName)}`);
-      }
+      const mine = checkOwnRecord(chosen, this.options.nodeName);
       const at = entries.findIndex((e) => this.isOurs(e));
       const others = entries.filter((e) => !this.isOurs(e));
       const next = at < 0 ? [...others, mine] : [...others.slice(0, at), mine, ...others.slice(at)];

@@ -67,6 +67,18 @@ export function parseNodeRecord(value: unknown): NodeRecord {
   return record;
 }
 
+/** Checks the record a registry is asked to store as ours: valid, and named as this registry's node. */
+export function checkOwnRecord(chosen: NodeRecord, nodeName: string): NodeRecord {
+  let mine: NodeRecord;
+  try {
+    mine = parseNodeRecord(chosen);
+  } catch (e) {
+    throw new Error(`refusing to store an invalid record for ${nodeName}: ${(e as Error).message}`);
+  }
+  if (mine.nodeName !== nodeName) throw new Error(`this registry stores ${JSON.stringify(nodeName)}, not ${JSON.stringify(mine.nodeName)}`);
+  return mine;
+}
+
 /** A short name for a raw entry in warnings: its position and, when it has one, its nodeName. */
 export function describeEntry(entry: unknown, index: number): string {
   const name = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>).nodeName : undefined;
