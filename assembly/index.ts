@@ -1,7 +1,8 @@
 // The weft packet core: one instance per worker thread. Everything exported here is the module's ABI; the TypeScript face is
 // src/core/index.ts. Memory is laid out once by engineInit; the packet path (encap, decap) allocates nothing.
 import { Config } from "./engine/config";
-import { C, allocCounters, countersPtr, peerCountersPtr } from "./engine/counters";
+import { allocCounters, countersPtr, peerCountersPtr } from "./engine/counters";
+import { ABI_VERSION } from "./abi";
 import { Layout, SLOT_SIZE } from "./engine/layout";
 import { peersAlloc } from "./engine/peers";
 import { replyCount } from "./engine/icmp";
@@ -12,8 +13,8 @@ export * from "./lpm/exports";
 export { encap } from "./engine/encap";
 export { decap } from "./engine/decap";
 export { peerSet, peerRemove, peerCount, peersApply, peerOpsAt } from "./engine/peers";
+export { abiDescription, abiDescriptionLength } from "./abi";
 
-const ABI_VERSION: u32 = 1;
 let scratch: usize = 0;
 /** A slot for diagnostics: a packet copied in by the TS side, and inspectPacket's fields after it. */
 let probe: usize = 0;
@@ -75,19 +76,27 @@ export function setIcmpSource6(): void {
 
 // ---- where things are ---------------------------------------------------------------------------------------------------
 export function countersAt(): usize { return countersPtr; }
-export function counterCount(): u32 { return <u32>C.COUNT; }
 export function peerCountersAt(): usize { return peerCountersPtr; }
 export function txInAt(): usize { return Layout.txIn; }
 export function txInLenAt(): usize { return Layout.txInLen; }
-export function txOutAt(): usize { return Layout.txOut; }
+export function txHdrAt(): usize { return Layout.txHdr; }
+export function txIovAt(): usize { return Layout.txIov; }
 export function txGroupsAt(): usize { return Layout.txGroups; }
 export function txRepliesAt(): usize { return Layout.txReplies; }
-export function txReplyDescAt(): usize { return Layout.txReplyDesc; }
+export function txReplyIovAt(): usize { return Layout.txReplyIov; }
+export function txReplyCountsAt(): usize { return Layout.txReplyCounts; }
 export function txReplyCount(): u32 { return replyCount; }
 export function rxInAt(): usize { return Layout.rxIn; }
 export function rxInDescAt(): usize { return Layout.rxInDesc; }
-export function rxOutAt(): usize { return Layout.rxOut; }
-export function rxOutDescAt(): usize { return Layout.rxOutDesc; }
+export function rxHdrAt(): usize { return Layout.rxHdr; }
+export function rxIovAt(): usize { return Layout.rxIov; }
+export function rxOutCountsAt(): usize { return Layout.rxOutCounts; }
+
+/**
+ * The native address of linear memory's byte 0, which the iovecs the core writes add to every address so that they can go
+ * to the kernel as they are. Set again after memory grows (it may move); 0 leaves them as linear-memory offsets.
+ */
+export function setNativeBase(base: f64): void { Layout.nativeBase = <u64>base; }
 
 // ---- diagnostics (not on the packet path) ---------------------------------------------------------------------------------
 export function probeAt(): usize { return probe; }

@@ -16,4 +16,6 @@ function findRoot(): string {
 
 export const PACKAGE_ROOT = findRoot();
 export const CORE_WASM = join(PACKAGE_ROOT, "build", "weft.wasm");
+/** The batched TUN read/write helpers (src/sys/batchio/weftio.c), built by `npm run build`. */
+export const WEFTIO_LIB = join(PACKAGE_ROOT, "build", "sys", "libweftio.so");
 export const RESULTS_DIR = join(PACKAGE_ROOT, "bench", "results");

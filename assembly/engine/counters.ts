@@ -51,6 +51,46 @@ export namespace C {
   export const PEER_FIELDS: i32 = 4;
 }
 
+/**
+ * The counters' names in index order: each is its constant's name in lower case (a unit test holds them to that). The TS
+ * side and the metrics take them from the core's self-description (assembly/abi.ts).
+ */
+export const COUNTER_NAMES: StaticArray<string> = [
+  "tx_packets_in",
+  "tx_passed",
+  "tx_datagrams_out",
+  "tx_bytes_out",
+  "tx_gso_split",
+  "tx_icmp_generated",
+  "tx_drop_malformed",
+  "tx_drop_bad_vnet_hdr",
+  "tx_drop_spoofed_source",
+  "tx_drop_no_route",
+  "tx_drop_no_peer",
+  "tx_drop_too_big",
+  "tx_drop_unsupported_gso",
+  "tx_drop_no_space",
+  "rx_datagrams_in",
+  "rx_passed",
+  "rx_packets_out",
+  "rx_bytes_out",
+  "rx_coalesced",
+  "rx_l4_checksum_bad",
+  "rx_drop_truncated",
+  "rx_drop_bad_vxlan",
+  "rx_drop_wrong_vni",
+  "rx_drop_unknown_peer",
+  "rx_drop_bad_inner_mac",
+  "rx_drop_bad_ethertype",
+  "rx_drop_malformed_inner",
+  "rx_drop_bad_ip_checksum",
+  "rx_drop_not_local",
+  "rx_drop_no_space",
+  "rx_l4_checksum_completed",
+  "rx_tcp_super_in",
+  "rx_drop_empty",
+];
+
 export let countersPtr: usize = 0;
 export let peerCountersPtr: usize = 0;
 

@@ -19,33 +19,41 @@ const MIN_DATAGRAM: u32 = <u32>Vxlan.OVERHEAD + IPv4.MIN_HEADER_LEN;
 const MAX_SUPER: u32 = 65535;
 
 // ---- output list ---------------------------------------------------------------------------------------------------------
-// Packets delivered on their own stay where they arrived: the 22 bytes of VXLAN + Ethernet before the inner packet have
-// been read by then, so the virtio_net_hdr is written over their tail and the descriptor points into the RX slot. Only
-// super-packets are built by copying, in rxOut.
+// Every packet for the TUN device is a list of iovecs (rxIov, counts in rxOutCounts), and nothing is copied but headers.
+// A packet delivered on its own stays where it arrived: the 22 bytes of VXLAN + Ethernet before the inner packet have been
+// read by then, so the virtio_net_hdr is written over their tail and its one iovec points into the RX slot. A super-packet
+// is its headers, copied into rxHdr, followed by every segment's payload where it arrived.
 
 let outCount: u32 = 0;
-let outPos: u32 = 0; // bytes of rxOut in use
+let iovPos: u32 = 0;
+let hdrPos: u32 = 0; // bytes of rxHdr in use
 
-/** Appends a descriptor for `len` bytes at absolute address p; false when the list is full. */
+/** Appends a packet of one iovec, `len` bytes at p; false when the list is full. */
 function describe(p: usize, len: u32): bool {
-  if (outCount >= Layout.rxOutDescCap) return false;
-  const d = Layout.rxOutDesc + <usize>outCount * OutPkt.STRIDE;
-  store<u32>(d + OutPkt.OFFSET, <u32>p);
-  store<u32>(d + OutPkt.LENGTH, len);
+  if (outCount >= Layout.rxOutCap || iovPos >= Layout.rxIovCap) return false;
+  store<u32>(Layout.rxOutCounts + <usize>outCount * OutPkt.STRIDE + OutPkt.IOV_COUNT, 1);
+  Layout.setIov(Layout.rxIov, iovPos, p, len);
   outCount++;
+  iovPos++;
   add(C.RX_BYTES_OUT, len);
   bump(C.RX_PACKETS_OUT);
   return true;
 }
 
 // ---- the open super-packet (GRO) -----------------------------------------------------------------------------------------
-// A GRO candidate opens in place. When a second segment continues it, it moves to rxOut, where later payloads are appended.
+// A GRO candidate opens in place. When a second segment continues it, its headers move to rxHdr and its iovecs become
+// [headers, payload 1, payload 2, …]; it is always the last packet of the list, so its iovecs stay consecutive.
+
+/** Segments per super-packet, as the kernel's own GRO: a bound on the iovecs of one writev. */
+const GRO_MAX_SEGMENTS: u32 = 64;
 
 let gro: usize = 0; // the open candidate's virtio_net_hdr, 0 when none
-let groDesc: usize = 0;
-let groCopied: bool = false; // moved to rxOut
+let groPacket: u32 = 0; // its index in the output list
+let groIov: u32 = 0; // its first iovec
+let groCopied: bool = false; // headers moved to rxHdr
 let groV6: bool = false;
 let groLen: u32 = 0; // IP bytes so far
+let groFirstLen: u32 = 0; // IP bytes of the first segment, counted when it was described
 let groHdrLen: u32 = 0; // IP + TCP header bytes
 let groMss: u32 = 0; // payload of the first segment
 let groNextSeq: u32 = 0;
@@ -79,19 +87,30 @@ function flushGro(): void {
   // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
   store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(tcpPseudo(ip, groV6, tcpLen)));
   VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
-  const len = VnetHdr.LEN + groLen;
-  add(C.RX_BYTES_OUT, len - load<u32>(groDesc + OutPkt.LENGTH));
-  store<u32>(groDesc + OutPkt.LENGTH, len);
-  outPos += (len + 7) & ~7;
+  add(C.RX_BYTES_OUT, groLen - groFirstLen);
 }
 
-/** Moves the open candidate into rxOut so payloads can follow it; false when rxOut has no room for a full super-packet. */
+/** Appends one more iovec to the open super-packet. */
+@inline function groAppend(p: usize, len: u32): void {
+  Layout.setIov(Layout.rxIov, iovPos, p, len);
+  iovPos++;
+  const c = Layout.rxOutCounts + <usize>groPacket * OutPkt.STRIDE + OutPkt.IOV_COUNT;
+  store<u32>(c, load<u32>(c) + 1);
+}
+
+/**
+ * Moves the open candidate's headers into rxHdr, leaving its payload in place, so more payloads can follow it; false when
+ * rxHdr or the iovec list has no room for a full super-packet.
+ */
 function copyGroOut(): bool {
-  if (outPos + VnetHdr.LEN + MAX_SUPER > Layout.rxOutCap) return false;
-  const dst = Layout.rxOut + outPos;
-  memory.copy(dst, gro, VnetHdr.LEN + groLen);
+  const hdr = VnetHdr.LEN + groHdrLen;
+  if (hdrPos + hdr > Layout.rxHdrCap || iovPos + GRO_MAX_SEGMENTS > Layout.rxIovCap) return false;
+  const dst = Layout.rxHdr + hdrPos;
+  hdrPos += (hdr + 7) & ~7;
+  memory.copy(dst, gro, hdr);
+  Layout.setIov(Layout.rxIov, groIov, dst, hdr);
+  groAppend(gro + hdr, groLen - groHdrLen);
   gro = dst;
-  store<u32>(groDesc + OutPkt.OFFSET, <u32>dst);
   groCopied = true;
   return true;
 }
@@ -100,7 +119,7 @@ function copyGroOut(): bool {
  * (but PSH), same options, same TOS/TTL/DF (IPv4) or first word and hop limit (IPv6), the next sequence number, and room.
  */
 function continuesGro(ip: usize, v6: bool, l4: u32, th: u32, payload: u32): bool {
-  if (gro == 0 || groClosed || groV6 != v6) return false;
+  if (gro == 0 || groClosed || groV6 != v6 || groSegments >= GRO_MAX_SEGMENTS) return false;
   const open = gro + VnetHdr.LEN;
   if (groHdrLen != l4 + th || payload > groMss || groLen + payload > MAX_SUPER) return false;
   if (v6) {
@@ -191,7 +210,7 @@ function deliver(ip: usize, v6: bool, total: u32, verified: bool): bool {
   const payload = total - l4 - th;
   const flags = Tcp.flags(t);
   if (continuesGro(ip, v6, l4, th, payload) && (groCopied || copyGroOut())) {
-    memory.copy(gro + VnetHdr.LEN + groLen, t + th, payload);
+    groAppend(t + th, payload);
     groLen += payload;
     groNextSeq += payload;
     groSegments++;
@@ -206,10 +225,12 @@ function deliver(ip: usize, v6: bool, total: u32, verified: bool): bool {
   flushGro();
   if (!describe(ip - VnetHdr.LEN, VnetHdr.LEN + total)) return false;
   gro = ip - VnetHdr.LEN;
-  groDesc = Layout.rxOutDesc + <usize>(outCount - 1) * OutPkt.STRIDE;
+  groPacket = outCount - 1;
+  groIov = iovPos - 1;
   groCopied = false;
   groV6 = v6;
   groLen = total;
+  groFirstLen = total;
   groHdrLen = l4 + th;
   groMss = payload;
   groNextSeq = Tcp.seq(t) + payload;
@@ -308,11 +329,12 @@ function decapOne(d: usize, len: u32, peer: i32): i32 {
 
 /**
  * Decapsulates `count` received messages from the RX slots (descriptors in rxInDesc). Returns the number of packets for the
- * TUN device, described in rxOutDesc.
+ * TUN device: their iovec counts in rxOutCounts, their iovecs one after another in rxIov.
  */
 export function decap(count: u32): u32 {
   outCount = 0;
-  outPos = 0;
+  iovPos = 0;
+  hdrPos = 0;
   gro = 0;
   const n = min(count, Layout.rxSlots);
   for (let m: u32 = 0; m < n; m++) {

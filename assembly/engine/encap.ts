@@ -1,6 +1,6 @@
 // TX: inner IP packets read from the TUN device → complete VXLAN datagrams (VXLAN + inner Ethernet + inner packet), laid out
 // for UDP_SEGMENT sends: groups of equal-stride datagrams (the last may be shorter), one peer and one source port per group.
-import { copyAndSum, finish, pseudo4, pseudo6, sumBytes } from "../wire/checksum";
+import { finish, pseudo4, pseudo6, sumBytes } from "../wire/checksum";
 import { Ethernet } from "../wire/ethernet";
 import { IPv4 } from "../wire/ipv4";
 import { IPv6 } from "../wire/ipv6";
@@ -13,12 +13,16 @@ import { Config, inSubnet4, inSubnet6 } from "./config";
 import { C, add, bump, bumpPeer } from "./counters";
 import { flowHash4, flowHash6, sourcePort } from "./flow";
 import { fragmentationNeeded, packetTooBig, resetReplies } from "./icmp";
-import { Layout, SLOT_SIZE, TxGroup } from "./layout";
+import { Layout, SLOT_SIZE, TX_HEADROOM, TxGroup } from "./layout";
 import { peerMac, peerValid } from "./peers";
 
 // ---- the emitter: where the next datagram goes -------------------------------------------------------------------------
+// A datagram is a list of iovecs: a whole packet is encapsulated in place (its VXLAN and Ethernet headers go into the
+// headroom in front of it, over its virtio_net_hdr) and is one iovec; a segment of a super-packet is its headers, written
+// into txHdr, and its payload, left in the slot. Groups are consecutive datagrams, so a group's iovecs are consecutive too.
 
-let outPos: u32 = 0;
+let iovCount: u32 = 0;
+let hdrPos: u32 = 0;
 let groupCount: u32 = 0;
 let group: usize = 0; // descriptor of the open group, 0 when none
 let groupPeer: i32 = -1;
@@ -29,18 +33,20 @@ let groupBytes: u32 = 0;
 let groupClosed: bool = false; // a shorter datagram ended it
 
 function resetEmitter(): void {
-  outPos = 0;
+  iovCount = 0;
+  hdrPos = 0;
   groupCount = 0;
   group = 0;
 }
 
-/** True when `segments` more datagrams totalling `bytes` are sure to fit. */
-@inline function hasRoom(segments: u32, bytes: u32): bool {
-  return outPos + bytes <= Layout.txOutCap && groupCount + segments <= Layout.txGroupsCap;
+/** True when `segments` more datagrams of `iovs` iovecs each, with `hdrBytes` of headers in txHdr, are sure to fit. */
+@inline function hasRoom(segments: u32, iovs: u32, hdrBytes: u32): bool {
+  return groupCount + segments <= Layout.txGroupsCap && iovCount + segments * iovs <= Layout.txIovCap &&
+    hdrPos + hdrBytes <= Layout.txHdrCap;
 }
 
-/** Reserves the next datagram of `len` bytes to `peer`; the caller checked hasRoom. Writes VXLAN + inner Ethernet. */
-function reserveDatagram(peer: i32, sport: u32, len: u32, ethertype: u32): usize {
+/** Counts the next datagram of `len` bytes to `peer` into a group (the open one when it fits); the caller checked hasRoom. */
+function openDatagram(peer: i32, sport: u32, len: u32): void {
   const fits = group != 0 && groupPeer == peer && groupSport == sport && !groupClosed && len <= groupStride &&
     groupSegs < TxGroup.MAX_SEGMENTS && groupBytes + len <= TxGroup.MAX_BYTES;
   if (!fits) {
@@ -52,7 +58,8 @@ function reserveDatagram(peer: i32, sport: u32, len: u32, ethertype: u32): usize
     groupSegs = 0;
     groupBytes = 0;
     groupClosed = false;
-    store<u32>(group + TxGroup.OFFSET, outPos);
+    store<u32>(group + TxGroup.IOV, iovCount);
+    store<u32>(group + TxGroup.IOV_COUNT, 0);
     store<u16>(group + TxGroup.SEG_SIZE, <u16>len);
     store<u16>(group + TxGroup.PEER, <u16>peer);
     store<u16>(group + TxGroup.SPORT, <u16>sport);
@@ -62,18 +69,33 @@ function reserveDatagram(peer: i32, sport: u32, len: u32, ethertype: u32): usize
   groupBytes += len;
   store<u32>(group + TxGroup.LENGTH, groupBytes);
   store<u16>(group + TxGroup.SEG_COUNT, <u16>groupSegs);
+  bump(C.TX_DATAGRAMS_OUT);
+  add(C.TX_BYTES_OUT, len);
+  bumpPeer(peer, C.PEER_TX_PACKETS, len);
+}
 
-  const o = Layout.txOut + outPos;
-  outPos += len;
+/** Appends `len` bytes at p to the open group's iovecs. */
+@inline function pushIov(p: usize, len: u32): void {
+  Layout.setIov(Layout.txIov, iovCount, p, len);
+  iovCount++;
+  store<u32>(group + TxGroup.IOV_COUNT, load<u32>(group + TxGroup.IOV_COUNT) + 1);
+}
+
+/** Writes VXLAN + inner Ethernet at o; returns where the inner packet goes. */
+function writeOuter(o: usize, peer: i32, ethertype: u32): usize {
   Vxlan.write(o, Config.vni);
   const eth = o + Vxlan.HEADER_LEN;
   Ethernet.storeMac(eth + Ethernet.DST, peerMac(peer));
   Ethernet.storeMac(eth + Ethernet.SRC, Config.vtepMac);
   Ethernet.setEthertype(eth, ethertype);
-  bump(C.TX_DATAGRAMS_OUT);
-  add(C.TX_BYTES_OUT, len);
-  bumpPeer(peer, C.PEER_TX_PACKETS, len);
   return o + Vxlan.OVERHEAD;
+}
+
+/** Room in txHdr for one segment's headers (8-aligned); the caller checked hasRoom. */
+@inline function takeHeader(len: u32): usize {
+  const p = Layout.txHdr + hdrPos;
+  hdrPos += (len + 7) & ~7;
+  return p;
 }
 
 // ---- one inner packet, parsed -------------------------------------------------------------------------------------------
@@ -135,20 +157,22 @@ function tooBig(ip: usize, total: u32): i32 {
   return -C.TX_DROP_TOO_BIG;
 }
 
-/** One datagram for a whole packet; `csumStart` ≥ 0 asks to complete a partial checksum (NEEDS_CSUM). */
+/**
+ * One datagram for a whole packet, encapsulated in place; `csumStart` ≥ 0 asks to complete a partial checksum (NEEDS_CSUM).
+ * The packet needs TX_HEADROOM bytes in front of it that may be overwritten (the slot's headroom and virtio_net_hdr).
+ */
 function emitWhole(ip: usize, total: u32, peer: i32, sport: u32, csumStart: i32, csumOffset: u32): i32 {
   if (total > Config.mtu) return tooBig(ip, total);
   const len = <u32>Vxlan.OVERHEAD + total;
-  if (!hasRoom(1, len)) return -C.TX_DROP_NO_SPACE;
-  const o = reserveDatagram(peer, sport, len, ethertype());
-  if (csumStart < 0) {
-    memory.copy(o, ip, total);
-  } else {
+  if (!hasRoom(1, 1, 0)) return -C.TX_DROP_NO_SPACE;
+  if (csumStart >= 0) {
     const cs = <u32>csumStart;
-    memory.copy(o, ip, cs);
-    const sum = copyAndSum(o + cs, ip + cs, total - cs, 0);
-    store<u16>(o + cs + csumOffset, finish(sum));
+    store<u16>(ip + cs + csumOffset, finish(sumBytes(ip + cs, total - cs, 0)));
   }
+  openDatagram(peer, sport, len);
+  const o = ip - Vxlan.OVERHEAD;
+  writeOuter(o, peer, ethertype());
+  pushIov(o, len);
   return 0;
 }
 
@@ -181,7 +205,7 @@ function splitTcp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
   const payload = total - hdrLen;
   // The checksum is computed from scratch for every segment (even a lone one): the field may hold a partial sum.
   const segments = max<u32>(1, (payload + mss - 1) / mss);
-  if (!hasRoom(segments, segments * (<u32>Vxlan.OVERHEAD + hdrLen) + payload)) return -C.TX_DROP_NO_SPACE;
+  if (!hasRoom(segments, 2, segments * ((<u32>Vxlan.OVERHEAD + hdrLen + 7) & ~7))) return -C.TX_DROP_NO_SPACE;
   const seq0 = Tcp.seq(tcp);
   const flags0 = Tcp.flags(tcp);
   const ident0 = isV6 ? 0 : IPv4.ident(ip);
@@ -190,7 +214,10 @@ function splitTcp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
   for (let i: u32 = 0; i < segments; i++) {
     const chunk = min(mss, payload - off);
     const segLen = hdrLen + chunk;
-    const o = reserveDatagram(peer, sport, <u32>Vxlan.OVERHEAD + segLen, et);
+    const pay = ip + hdrLen + off;
+    openDatagram(peer, sport, <u32>Vxlan.OVERHEAD + segLen);
+    const h = takeHeader(<u32>Vxlan.OVERHEAD + hdrLen);
+    const o = writeOuter(h, peer, et);
     memory.copy(o, ip, hdrLen);
     fixSegmentIpHeader(o, segLen, ident0 + i);
     const t = o + l4Off;
@@ -200,9 +227,11 @@ function splitTcp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
     if (i > 0) flags &= ~Tcp.CWR;
     Tcp.setFlags(t, flags);
     store<u16>(t + Tcp.CHECKSUM, 0);
-    let sum = copyAndSum(o + hdrLen, ip + hdrLen + off, chunk, pseudoSum(o, th + chunk));
+    let sum = sumBytes(pay, chunk, pseudoSum(o, th + chunk));
     sum = sumBytes(t, th, sum);
     store<u16>(t + Tcp.CHECKSUM, finish(sum));
+    pushIov(h, <u32>Vxlan.OVERHEAD + hdrLen);
+    pushIov(pay, chunk);
     off += chunk;
   }
   if (segments > 1) bump(C.TX_GSO_SPLIT);
@@ -219,23 +248,28 @@ function splitUdp(ip: usize, total: u32, peer: i32, sport: u32, gsoSize: u32): i
   // Datagram boundaries belong to the application: a segment too big for the underlay cannot be re-cut.
   if (hdrLen + min(gsoSize, payload) > Config.mtu) return tooBig(ip, total);
   const segments = max<u32>(1, (payload + gsoSize - 1) / gsoSize);
-  if (!hasRoom(segments, segments * (<u32>Vxlan.OVERHEAD + hdrLen) + payload)) return -C.TX_DROP_NO_SPACE;
+  if (!hasRoom(segments, 2, segments * ((<u32>Vxlan.OVERHEAD + hdrLen + 7) & ~7))) return -C.TX_DROP_NO_SPACE;
   const ident0 = isV6 ? 0 : IPv4.ident(ip);
   const et = ethertype();
   let off: u32 = 0;
   for (let i: u32 = 0; i < segments; i++) {
     const chunk = min(gsoSize, payload - off);
     const segLen = hdrLen + chunk;
-    const o = reserveDatagram(peer, sport, <u32>Vxlan.OVERHEAD + segLen, et);
+    const pay = ip + hdrLen + off;
+    openDatagram(peer, sport, <u32>Vxlan.OVERHEAD + segLen);
+    const h = takeHeader(<u32>Vxlan.OVERHEAD + hdrLen);
+    const o = writeOuter(h, peer, et);
     memory.copy(o, ip, hdrLen);
     fixSegmentIpHeader(o, segLen, ident0 + i);
     const u = o + l4Off;
     Udp.setLength(u, Udp.HEADER_LEN + chunk);
     store<u16>(u + Udp.CHECKSUM, 0);
-    let sum = copyAndSum(o + hdrLen, ip + hdrLen + off, chunk, pseudoSum(o, Udp.HEADER_LEN + chunk));
+    let sum = sumBytes(pay, chunk, pseudoSum(o, Udp.HEADER_LEN + chunk));
     sum = sumBytes(u, Udp.HEADER_LEN, sum);
     const c = finish(sum);
     store<u16>(u + Udp.CHECKSUM, c == 0 ? 0xffff : c); // RFC 768: a computed zero is sent as all ones
+    pushIov(h, <u32>Vxlan.OVERHEAD + hdrLen);
+    pushIov(pay, chunk);
     off += chunk;
   }
   if (segments > 1) bump(C.TX_GSO_SPLIT);
@@ -278,8 +312,9 @@ function encapOne(slot: usize, len: u32): i32 {
 }
 
 /**
- * Encapsulates `count` packets from the TX slots (lengths in txInLen). Returns the number of send groups written to
- * txGroups; ICMP errors for the TUN device are in the reply list.
+ * Encapsulates `count` packets from the TX slots (each read at TX_HEADROOM, lengths in txInLen). Returns the number of send
+ * groups written to txGroups, their iovecs in txIov; ICMP errors for the TUN device are in the reply list. Whole packets
+ * are encapsulated where they lie: their slots' headroom and virtio_net_hdr are overwritten.
  */
 export function encap(count: u32): u32 {
   resetEmitter();
@@ -287,8 +322,8 @@ export function encap(count: u32): u32 {
   const n = min(count, Layout.txSlots);
   for (let i: u32 = 0; i < n; i++) {
     bump(C.TX_PACKETS_IN);
-    const len = min(load<u32>(Layout.txInLen + (<usize>i << 2)), <u32>SLOT_SIZE);
-    const r = encapOne(Layout.txIn + <usize>i * SLOT_SIZE, len);
+    const len = min(load<u32>(Layout.txInLen + (<usize>i << 2)), <u32>(SLOT_SIZE - TX_HEADROOM));
+    const r = encapOne(Layout.txIn + <usize>i * SLOT_SIZE + TX_HEADROOM, len);
     bump(r < 0 ? -r : C.TX_PASSED);
   }
   return groupCount;

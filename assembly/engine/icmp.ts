@@ -22,13 +22,12 @@ export function resetReplies(): void {
   replyPos = 0;
 }
 
-/** Room for one reply of `len` bytes (virtio_net_hdr included), recorded in the reply list; 0 when full. */
+/** Room for one reply of `len` bytes (virtio_net_hdr included), recorded in the reply list (one iovec); 0 when full. */
 function reserveReply(len: u32): usize {
-  if (replyCount >= Layout.txReplyDescCap || replyPos + len > Layout.txRepliesCap) return 0;
-  const d = Layout.txReplyDesc + <usize>replyCount * OutPkt.STRIDE;
+  if (replyCount >= Layout.txReplyCap || replyPos + len > Layout.txRepliesCap) return 0;
   const p = Layout.txReplies + replyPos;
-  store<u32>(d + OutPkt.OFFSET, <u32>p);
-  store<u32>(d + OutPkt.LENGTH, len);
+  Layout.setIov(Layout.txReplyIov, replyCount, p, len);
+  store<u32>(Layout.txReplyCounts + <usize>replyCount * OutPkt.STRIDE + OutPkt.IOV_COUNT, 1);
   replyPos += (len + 7) & ~7;
   replyCount++;
   return p;

@@ -7,53 +7,34 @@ import { parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC } from "../net/ad
 import { RouteTable4, RouteTable6 } from "./routes.js";
 import { CORE_WASM } from "../paths.js";
 
-export const COUNTER_NAMES = [
-  "tx_packets_in",
-  "tx_passed",
-  "tx_datagrams_out",
-  "tx_bytes_out",
-  "tx_gso_split",
-  "tx_icmp_generated",
-  "tx_drop_malformed",
-  "tx_drop_bad_vnet_hdr",
-  "tx_drop_spoofed_source",
-  "tx_drop_no_route",
-  "tx_drop_no_peer",
-  "tx_drop_too_big",
-  "tx_drop_unsupported_gso",
-  "tx_drop_no_space",
-  "rx_datagrams_in",
-  "rx_passed",
-  "rx_packets_out",
-  "rx_bytes_out",
-  "rx_coalesced",
-  "rx_l4_checksum_bad",
-  "rx_drop_truncated",
-  "rx_drop_bad_vxlan",
-  "rx_drop_wrong_vni",
-  "rx_drop_unknown_peer",
-  "rx_drop_bad_inner_mac",
-  "rx_drop_bad_ethertype",
-  "rx_drop_malformed_inner",
-  "rx_drop_bad_ip_checksum",
-  "rx_drop_not_local",
-  "rx_drop_no_space",
-  "rx_l4_checksum_completed",
-  "rx_tcp_super_in",
-  "rx_drop_empty",
-] as const;
+import { ABI_LINES, COUNTER_NAMES, IOVEC, OUT_PKT, PEER_COUNTERS, PEER_OP, RX_MSG, SLOT_SIZE, TX_GROUP, TX_HEADROOM } from "./abi.js";
+
+// Layout constants and descriptor offsets come from the core's self-description (src/core/abi.ts, generated at build time).
+export { COUNTER_NAMES, IOVEC, OUT_PKT, PEER_COUNTERS, RX_MSG, SLOT_SIZE, TX_GROUP, TX_HEADROOM, VNET_HDR_LEN, VXLAN_OVERHEAD } from "./abi.js";
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;
 
-/** Byte layout of the batch regions, mirrored from assembly/engine/layout.ts. */
-export const SLOT_SIZE = 65600;
-export const VNET_HDR_LEN = 10;
-export const VXLAN_OVERHEAD = 22;
-export const TX_GROUP = { OFFSET: 0, LENGTH: 4, SEG_SIZE: 8, SEG_COUNT: 10, PEER: 12, SPORT: 14, STRIDE: 16 } as const;
-export const RX_MSG = { LENGTH: 0, SEG_SIZE: 4, SRC_ADDR: 8, STRIDE: 24 } as const;
-/** A packet for the TUN device: OFFSET is its absolute address in linear memory (decap delivers in place). */
-export const OUT_PKT = { OFFSET: 0, LENGTH: 4, STRIDE: 8 } as const;
+/** What a TUN read may fill in a TX slot: the slot less its headroom. */
+export const TX_READ_SIZE = SLOT_SIZE - TX_HEADROOM;
 
+/** A byte range of linear memory one iovec points at. */
+export interface Slice {
+  offset: number;
+  length: number;
+}
+
+/**
+ * Why a core's self-description differs from the one src/core was generated from: the first line that differs, or null
+ * when they agree.
+ */
+export function abiMismatch(core: readonly string[], built: readonly string[]): string | null {
+  for (let i = 0; i < Math.max(core.length, built.length); i++) {
+    if (core[i] === built[i]) continue;
+    const has = (l: string | undefined) => (l === undefined ? "nothing" : `"${l}"`);
+    return `line ${i + 1}: the core has ${has(core[i])} where src/core/abi.ts has ${has(built[i])}`;
+  }
+  return null;
+}
 
 export interface CoreOptions {
   maxPeers?: number;
@@ -94,11 +75,10 @@ export type PeerOpSpec =
   | { op: "set"; index: number; peer: PeerSpec; resetCounters: boolean }
   | { op: "remove"; index: number };
 
-/** Byte layout of a staged peer op, mirrored from assembly/engine/peers.ts. */
-const PEER_OP = { INDEX: 0, KIND: 4, RESET_COUNTERS: 5, ADDR: 8, MAC: 24, STRIDE: 32, SET: 1, REMOVE: 2 } as const;
-
+/** One send group of the last encap (see assembly/engine/layout.ts): iovecs [iov, iov + iovCount) of the TX list. */
 export interface TxGroup {
-  offset: number;
+  iov: number;
+  iovCount: number;
   length: number;
   segSize: number;
   segCount: number;
@@ -131,19 +111,24 @@ interface CoreExports {
   encap(count: number): number;
   decap(count: number): number;
   countersAt(): number;
-  counterCount(): number;
   peerCountersAt(): number;
   txInAt(): number;
   txInLenAt(): number;
-  txOutAt(): number;
+  txHdrAt(): number;
+  txIovAt(): number;
   txGroupsAt(): number;
   txRepliesAt(): number;
-  txReplyDescAt(): number;
+  txReplyIovAt(): number;
+  txReplyCountsAt(): number;
   txReplyCount(): number;
   rxInAt(): number;
   rxInDescAt(): number;
-  rxOutAt(): number;
-  rxOutDescAt(): number;
+  rxHdrAt(): number;
+  rxIovAt(): number;
+  rxOutCountsAt(): number;
+  setNativeBase(base: number): void;
+  abiDescription(): number;
+  abiDescriptionLength(): number;
   probeAt(): number;
   inspectProbe(len: number, withVnet: number): number;
   internetChecksum(p: number, len: number): number;
@@ -167,9 +152,12 @@ export class Core {
   readonly rxSlots: number;
   /** Region offsets in linear memory, fixed after init. */
   readonly at: {
-    counters: number; peerCounters: number; txIn: number; txInLen: number; txOut: number; txGroups: number;
-    txReplies: number; txReplyDesc: number; rxIn: number; rxInDesc: number; rxOut: number; rxOutDesc: number;
+    counters: number; peerCounters: number; txIn: number; txInLen: number; txHdr: number; txIov: number; txGroups: number;
+    txReplies: number; txReplyIov: number; txReplyCounts: number; rxIn: number; rxInDesc: number; rxHdr: number;
+    rxIov: number; rxOutCounts: number;
   };
+  /** What the core adds to the addresses in its iovecs (setNativeBase); 0 until the dataplane sets it. */
+  private iovBase = 0;
   private buffer: ArrayBuffer | null = null;
   private u8View = new Uint8Array(0);
   private dv = new DataView(new ArrayBuffer(0));
@@ -180,25 +168,62 @@ export class Core {
     this.maxPeers = opts.maxPeers ?? 1024;
     this.txSlots = opts.txSlots ?? 64;
     this.rxSlots = opts.rxSlots ?? 64;
-    if (exports.engineInit(this.maxPeers, this.txSlots, this.rxSlots) !== 1) throw new Error("weft core: unexpected ABI version");
+    exports.engineInit(this.maxPeers, this.txSlots, this.rxSlots);
     // Bounds, not allocations (chunks and nodes are taken as routes need them): one peer's subnet needs at most two IPv4
     // chunks and one node per 6 bits below /16 of IPv6.
     this.routes4 = new RouteTable4(exports, this.memory, { maxChunks: opts.route4Chunks ?? Math.max(4096, 2 * this.maxPeers + 16) });
     this.routes6 = new RouteTable6(exports, this.memory, { maxNodes: opts.route6Nodes ?? Math.max(65536, 19 * this.maxPeers) });
     this.at = {
       counters: exports.countersAt(), peerCounters: exports.peerCountersAt(), txIn: exports.txInAt(),
-      txInLen: exports.txInLenAt(), txOut: exports.txOutAt(), txGroups: exports.txGroupsAt(), txReplies: exports.txRepliesAt(),
-      txReplyDesc: exports.txReplyDescAt(), rxIn: exports.rxInAt(), rxInDesc: exports.rxInDescAt(), rxOut: exports.rxOutAt(),
-      rxOutDesc: exports.rxOutDescAt(),
+      txInLen: exports.txInLenAt(), txHdr: exports.txHdrAt(), txIov: exports.txIovAt(), txGroups: exports.txGroupsAt(),
+      txReplies: exports.txRepliesAt(), txReplyIov: exports.txReplyIovAt(), txReplyCounts: exports.txReplyCountsAt(),
+      rxIn: exports.rxInAt(), rxInDesc: exports.rxInDescAt(), rxHdr: exports.rxHdrAt(), rxIov: exports.rxIovAt(),
+      rxOutCounts: exports.rxOutCountsAt(),
     };
-    if (exports.counterCount() !== COUNTER_NAMES.length) throw new Error("weft core: counter list out of date");
   }
 
-  /** Loads and initialises an instance. Synchronous: worker threads call it at start. */
+  /**
+   * Loads and initialises an instance. Synchronous: worker threads call it at start. Refuses a core whose self-description
+   * differs from the one src/core was built against (a stale build/weft.wasm, a core from another version).
+   */
   static load(opts: CoreOptions = {}): Core {
-    const bytes = readFileSync(opts.wasm ?? CORE_WASM);
-    const { exports } = instantiateSync<Record<string, unknown>>(bytes, {});
-    return new Core(exports as unknown as CoreExports, opts);
+    const path = opts.wasm ?? CORE_WASM;
+    const { exports } = instantiateSync<Record<string, unknown>>(readFileSync(path), {});
+    const e = exports as unknown as CoreExports;
+    if (typeof e.abiDescription !== "function") throw new Error(`weft core ${String(path)}: it has no self-description (abiDescription); rebuild it`);
+    const units = new Uint16Array(e.memory.buffer, e.abiDescription(), e.abiDescriptionLength());
+    const lines = String.fromCharCode(...units).trimEnd().split("\n");
+    const why = abiMismatch(lines, ABI_LINES);
+    if (why) throw new Error(`weft core ${String(path)} does not match the TypeScript built against it (${why}); run npm run build`);
+    return new Core(e, opts);
+  }
+
+  /**
+   * Has the core write native addresses (`base` + offset) into its iovecs, so they can go to the kernel as they are; call
+   * again after memory grows. The convenience methods below read iovecs either way.
+   */
+  setNativeBase(base: number): void {
+    this.iovBase = base;
+    this.exports.setNativeBase(base);
+  }
+
+  /** Iovec i of the list at `list`, as a range of linear memory. */
+  iovec(list: number, i: number): Slice {
+    const v = this.view;
+    const at = list + i * IOVEC.STRIDE;
+    const base = v.getUint32(at + IOVEC.BASE, true) + v.getUint32(at + IOVEC.BASE + 4, true) * 0x1_0000_0000;
+    return { offset: base - this.iovBase, length: v.getUint32(at + IOVEC.LEN, true) };
+  }
+
+  /** The bytes of some slices of linear memory, joined (a copy). */
+  join(slices: readonly Slice[]): Uint8Array {
+    const out = new Uint8Array(slices.reduce((n, s) => n + s.length, 0));
+    let at = 0;
+    for (const s of slices) {
+      out.set(this.u8.subarray(s.offset, s.offset + s.length), at);
+      at += s.length;
+    }
+    return out;
   }
 
   /** The whole of linear memory as bytes. Re-read after anything that may grow memory (route inserts). */
@@ -297,9 +322,9 @@ export class Core {
 
   // ---- TX: TUN → VXLAN ---------------------------------------------------------------------------------------------------
 
-  /** The bytes of TX slot i (a TUN read lands here: virtio_net_hdr first in vnet mode). */
+  /** Where a TUN read into TX slot i lands (after its headroom; virtio_net_hdr first in vnet mode). */
   txSlot(i: number): Uint8Array {
-    return new Uint8Array(this.memory.buffer, this.at.txIn + i * SLOT_SIZE, SLOT_SIZE);
+    return new Uint8Array(this.memory.buffer, this.at.txIn + i * SLOT_SIZE + TX_HEADROOM, TX_READ_SIZE);
   }
 
   setTxLength(i: number, len: number): void {
@@ -310,7 +335,8 @@ export class Core {
   encapPackets(packets: Uint8Array[]): number {
     if (packets.length > this.txSlots) throw new Error(`batch of ${packets.length} exceeds ${this.txSlots} TX slots`);
     packets.forEach((p, i) => {
-      this.u8.set(p, this.at.txIn + i * SLOT_SIZE);
+      if (p.length > TX_READ_SIZE) throw new Error(`packet ${i} is larger than a TX slot`);
+      this.u8.set(p, this.at.txIn + i * SLOT_SIZE + TX_HEADROOM);
       this.setTxLength(i, p.length);
     });
     return this.exports.encap(packets.length);
@@ -320,7 +346,8 @@ export class Core {
     const v = this.view;
     const d = this.at.txGroups + j * TX_GROUP.STRIDE;
     return {
-      offset: v.getUint32(d + TX_GROUP.OFFSET, true),
+      iov: v.getUint32(d + TX_GROUP.IOV, true),
+      iovCount: v.getUint32(d + TX_GROUP.IOV_COUNT, true),
       length: v.getUint32(d + TX_GROUP.LENGTH, true),
       segSize: v.getUint16(d + TX_GROUP.SEG_SIZE, true),
       segCount: v.getUint16(d + TX_GROUP.SEG_COUNT, true),
@@ -329,26 +356,28 @@ export class Core {
     };
   }
 
+  /** The memory a group's iovecs point at, in order: what sendmsg gathers. */
+  txSlices(group: TxGroup): Slice[] {
+    return Array.from({ length: group.iovCount }, (_, k) => this.iovec(this.at.txIov, group.iov + k));
+  }
+
+  /** A group's bytes as one buffer (a copy): what the kernel cuts into datagrams of segSize. */
+  txBytes(group: TxGroup): Uint8Array {
+    return this.join(this.txSlices(group));
+  }
+
   /** The UDP payloads a group stands for, as copies: what the receiver's socket would see one datagram at a time. */
   txDatagrams(group: TxGroup): Uint8Array[] {
+    const bytes = this.txBytes(group);
+    if (bytes.length !== group.length) throw new Error(`group of ${group.length} bytes has iovecs of ${bytes.length}`);
     const out: Uint8Array[] = [];
-    for (let off = 0; off < group.length; off += group.segSize) {
-      const start = this.at.txOut + group.offset + off;
-      out.push(this.u8.slice(start, start + Math.min(group.segSize, group.length - off)));
-    }
+    for (let off = 0; off < group.length; off += group.segSize) out.push(bytes.slice(off, Math.min(off + group.segSize, group.length)));
     return out;
   }
 
   /** Packets the core wants written back into the TUN device (ICMP errors), as copies. */
   txReplies(): Uint8Array[] {
-    const v = this.view;
-    const out: Uint8Array[] = [];
-    for (let k = 0; k < this.exports.txReplyCount(); k++) {
-      const d = this.at.txReplyDesc + k * OUT_PKT.STRIDE;
-      const off = v.getUint32(d + OUT_PKT.OFFSET, true);
-      out.push(this.u8.slice(off, off + v.getUint32(d + OUT_PKT.LENGTH, true)));
-    }
-    return out;
+    return this.packets(this.at.txReplyIov, this.at.txReplyCounts, this.exports.txReplyCount());
   }
 
   /**
@@ -358,11 +387,9 @@ export class Core {
    */
   forwardTo(rx: Core, groups: number, source: string): number {
     if (groups > rx.rxSlots) throw new Error(`${groups} groups exceed ${rx.rxSlots} RX slots`);
-    const u8 = this.u8;
     for (let g = 0; g < groups; g++) {
       const grp = this.txGroup(g);
-      const start = this.at.txOut + grp.offset;
-      rx.u8.set(u8.subarray(start, start + grp.length), rx.at.rxIn + g * SLOT_SIZE);
+      rx.u8.set(this.txBytes(grp), rx.at.rxIn + g * SLOT_SIZE);
       rx.setRxMessage(g, grp.length, grp.segCount > 1 ? grp.segSize : 0, source);
     }
     return rx.exports.decap(groups);
@@ -393,16 +420,35 @@ export class Core {
     return this.exports.decap(messages.length);
   }
 
+  /** The iovecs of each of `n` packets of an output list, in order. */
+  private packetSlices(iovList: number, counts: number, n: number): Slice[][] {
+    const v = this.view;
+    const out: Slice[][] = [];
+    let first = 0;
+    for (let k = 0; k < n; k++) {
+      const c = v.getUint32(counts + k * OUT_PKT.STRIDE + OUT_PKT.IOV_COUNT, true);
+      out.push(Array.from({ length: c }, (_, j) => this.iovec(iovList, first + j)));
+      first += c;
+    }
+    return out;
+  }
+
+  private packets(iovList: number, counts: number, n: number): Uint8Array[] {
+    return this.packetSlices(iovList, counts, n).map((slices) => this.join(slices));
+  }
+
+  /** The memory each of the first n output packets of the last decap is gathered from: what writev gets. */
+  rxSlices(n: number): Slice[][] {
+    return this.packetSlices(this.at.rxIov, this.at.rxOutCounts, n);
+  }
+
   /** Output packet k of the last decap (virtio_net_hdr first in vnet mode), as a copy. */
   rxPacket(k: number): Uint8Array {
-    const v = this.view;
-    const d = this.at.rxOutDesc + k * OUT_PKT.STRIDE;
-    const off = v.getUint32(d + OUT_PKT.OFFSET, true);
-    return this.u8.slice(off, off + v.getUint32(d + OUT_PKT.LENGTH, true));
+    return this.rxPackets(k + 1)[k];
   }
 
   rxPackets(n: number): Uint8Array[] {
-    return Array.from({ length: n }, (_, k) => this.rxPacket(k));
+    return this.packets(this.at.rxIov, this.at.rxOutCounts, n);
   }
 
   // ---- diagnostics -------------------------------------------------------------------------------------------------------
@@ -444,8 +490,8 @@ export class Core {
 
   peerCounters(index: number): PeerCounters {
     const v = this.view;
-    const p = this.at.peerCounters + index * 32;
+    const p = this.at.peerCounters + index * PEER_COUNTERS.FIELDS * 8;
     const n = (k: number) => Number(v.getBigUint64(p + 8 * k, true));
-    return { txPackets: n(0), txBytes: n(1), rxPackets: n(2), rxBytes: n(3) };
+    return { txPackets: n(PEER_COUNTERS.TX_PACKETS), txBytes: n(PEER_COUNTERS.TX_BYTES), rxPackets: n(PEER_COUNTERS.RX_PACKETS), rxBytes: n(PEER_COUNTERS.RX_BYTES) };
   }
 }

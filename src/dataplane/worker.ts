@@ -1,11 +1,13 @@
 // A dataplane worker thread: one loop, one WASM core, blocking in poll and otherwise running batches.
-//   tx: TUN → read until empty (≤ batch) → core.encap → one sendmmsg (UDP_SEGMENT per group) → ICMP errors back to TUN
-//   rx: UDP → one recvmmsg (UDP_GRO) → core.decap → one write per (super-)packet to TUN
-// Syscalls read and write WASM linear memory directly; JS touches only descriptors, once per message or group.
+//   tx: TUN → one batched read until empty (≤ batch) → core.encap → one sendmmsg (UDP_SEGMENT per group) → ICMP errors back
+//   rx: UDP → one recvmmsg (UDP_GRO) → core.decap → one batched writev per (super-)packet to TUN
+// Syscalls read and write WASM linear memory directly, gathering from the iovecs the core writes (nothing is copied);
+// JS touches only descriptors, once per message or group.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP, type PeerOpSpec } from "../core/index.js";
-import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, pollFd } from "../sys/libc.js";
-import { MsgBatch } from "../sys/msgbatch.js";
+import { Core, IOVEC, RX_MSG, SLOT_SIZE, TX_GROUP, TX_HEADROOM, type PeerOpSpec } from "../core/index.js";
+import { readPackets, writeFailures, writePackets } from "../sys/batchio.js";
+import { MSG_DONTWAIT, POLLIN, nativeBase, pollFd } from "../sys/libc.js";
+import { MsgBatch, type IovecList } from "../sys/msgbatch.js";
 import { sockaddr } from "../sys/sockaddr.js";
 import { BATCH_BUCKETS } from "./buckets.js";
 import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
@@ -29,6 +31,7 @@ const backlog: { update: PeerUpdate; next: number }[] = [];
 const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
 let base = nativeBase(core.memory.buffer);
 let buffer = core.memory.buffer;
+core.setNativeBase(base);
 let running = true;
 /** Failures of the syscalls around the core, reported with its counters. */
 const io = { tx_send_errors: 0, tx_send_stalls: 0, rx_tun_write_errors: 0, tx_tun_write_errors: 0 };
@@ -44,6 +47,7 @@ function refreshBase(): void {
   if (core.memory.buffer === buffer) return;
   buffer = core.memory.buffer;
   base = nativeBase(buffer);
+  core.setNativeBase(base);
   if (init.role === "rx") armReceive();
 }
 
@@ -139,43 +143,36 @@ function report(): void {
 
 // ---- TX -----------------------------------------------------------------------------------------------------------------
 
+/** The iovecs of the group being queued (one object, rewritten per group). */
+const groupIovs: IovecList = { address: 0, view: core.view, at: 0, count: 0 };
+
 function txBatch(): void {
-  const view = core.view;
-  let n = 0;
-  while (n < init.batch) {
-    const r = libc.read(init.tunFd, base + core.at.txIn + n * SLOT_SIZE, SLOT_SIZE);
-    if (r <= 0) {
-      if (r < 0 && lastErrno() !== EAGAIN) throw new SysError("read", lastErrno(), "TUN");
-      break;
-    }
-    view.setUint32(core.at.txInLen + 4 * n, r, true);
-    n++;
-  }
+  const n = readPackets(init.tunFd, base + core.at.txIn, SLOT_SIZE, TX_HEADROOM, base + core.at.txInLen, init.batch);
   if (n === 0) return;
   recordBatch(n);
   const groups = core.exports.encap(n);
+  const view = core.view;
+  groupIovs.view = view;
   for (let g = 0; g < groups; g++) {
     const d = core.at.txGroups + g * TX_GROUP.STRIDE;
     const peer = peers.get(view.getUint16(d + TX_GROUP.PEER, true));
     if (!peer) continue;
-    const segCount = view.getUint16(d + TX_GROUP.SEG_COUNT, true);
-    const address = base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true);
-    const length = view.getUint32(d + TX_GROUP.LENGTH, true);
-    const segSize = segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0;
+    groupIovs.at = core.at.txIov + view.getUint32(d + TX_GROUP.IOV, true) * IOVEC.STRIDE;
+    groupIovs.address = base + groupIovs.at;
+    groupIovs.count = view.getUint32(d + TX_GROUP.IOV_COUNT, true);
+    const segSize = view.getUint16(d + TX_GROUP.SEG_COUNT, true) > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0;
     const out = sends[(view.getUint16(d + TX_GROUP.SPORT, true) - sportBase) % sends.length];
     // A batch of 64 super-packets makes ~128 groups: send each full sendmmsg and go on.
-    if (!out.batch.add(peer.dest, address, length, segSize)) {
+    if (!out.batch.addIov(peer.dest, groupIovs, segSize)) {
       send(out);
-      out.batch.add(peer.dest, address, length, segSize);
+      out.batch.addIov(peer.dest, groupIovs, segSize);
     }
   }
   for (const out of sends) send(out);
   const replies = core.exports.txReplyCount();
-  for (let k = 0; k < replies; k++) {
-    const d = core.at.txReplyDesc + k * OUT_PKT.STRIDE;
-    if (libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true)) < 0) {
-      io.tx_tun_write_errors++;
-    }
+  if (replies > 0) {
+    writePackets(init.tunFd, base + core.at.txReplyIov, base + core.at.txReplyCounts, replies);
+    io.tx_tun_write_errors += writeFailures.count;
   }
 }
 
@@ -205,12 +202,8 @@ function rxBatch(): void {
     msgs.copySource(i, u8, d + RX_MSG.SRC_ADDR);
   }
   const out = core.exports.decap(m);
-  for (let k = 0; k < out; k++) {
-    const d = core.at.rxOutDesc + k * OUT_PKT.STRIDE;
-    if (libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true)) < 0) {
-      io.rx_tun_write_errors++;
-    }
-  }
+  writePackets(init.tunFd, base + core.at.rxIov, base + core.at.rxOutCounts, out);
+  io.rx_tun_write_errors += writeFailures.count;
 }
 
 // ---- the loop -----------------------------------------------------------------------------------------------------------

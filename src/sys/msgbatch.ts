@@ -6,10 +6,13 @@
 // rebind()). The iovec bases point wherever the caller says: WASM memory slots, so payloads are never copied. The
 // headers themselves may live in WASM memory or in a plain ArrayBuffer (MsgBatch allocates one when given no region).
 //
-// Sending: clear(); add(dest, address, length, segmentSize) per message; sendBatch(fd). A message longer than its
-// segmentSize carries a UDP_SEGMENT cmsg: the kernel cuts it into segmentSize datagrams. When the socket refused
-// UDP_SEGMENT (UdpSocket.gso false) construct the batch with `expandSegments: true`: add() then lays the same bytes out as
-// one entry per datagram, and sendBatch sends them all in the same single sendmmsg.
+// Sending: clear(); add(dest, address, length, segmentSize) or addIov(dest, iovecs, segmentSize) per message;
+// sendBatch(fd). add() sends one contiguous buffer (the entry's own iovec); addIov() points the entry at a struct iovec
+// list the caller wrote (the core's send groups: headers and payloads in different places), which the kernel gathers.
+// A message longer than its segmentSize carries a UDP_SEGMENT cmsg: the kernel cuts it into segmentSize datagrams. When
+// the socket refused UDP_SEGMENT (UdpSocket.gso false) construct the batch with `expandSegments: true`: the same bytes are
+// then laid out as one entry per datagram (for addIov, each pointing at the iovecs of its datagram), and sendBatch sends
+// them all in the same single sendmmsg.
 // Receiving: setBuffer(i, address, capacity) once per slot; recvBatch(fd, n, flags); then length(i), segmentSize(i)
 // (from UDP_GRO; 0 = a single datagram), copySource(i, out, at) and sourcePort(i), all without allocation.
 import { type Address, EAGAIN, EINTR, MSG_TRUNC, POLLOUT, SOL_UDP, SysError, UDP_GRO, UDP_SEGMENT, addressOf, getPointer,
@@ -47,6 +50,15 @@ const EFAULT = 14;
 const ENOTSOCK = 88;
 const EDESTADDRREQ = 89;
 const FATAL_SEND_ERRORS = new Set([EBADF, EFAULT, ENOTSOCK, EDESTADDRREQ]);
+
+/** A list of struct iovec in memory: its native address, and a view of the same bytes to read the lengths from. */
+export interface IovecList {
+  address: Address;
+  view: DataView;
+  /** Offset of the first iovec in `view`. */
+  at: number;
+  count: number;
+}
 
 export interface MsgBatchOptions {
   /** Capacity in mmsghdr entries. */
@@ -141,14 +153,59 @@ export class MsgBatch {
     return true;
   }
 
+  /**
+   * Adds a message gathered from `iovs` (not copied: it must stay as it is until sent). With segmentSize > 0 the kernel
+   * cuts the bytes into datagrams of segmentSize (the last may be shorter); with expandSegments, every datagram must
+   * end on an iovec's end. Returns false, adding nothing, when the batch lacks room.
+   */
+  addIov(dest: Uint8Array, iovs: IovecList, segmentSize = 0): boolean {
+    if (!this.expandSegments || segmentSize === 0) {
+      if (this.count >= this.capacity) return false;
+      this.fillIov(this.count++, dest, iovs.address, iovs.count, segmentSize);
+      return true;
+    }
+    const start = this.count;
+    let first = 0;
+    let bytes = 0;
+    for (let k = 0; k < iovs.count; k++) {
+      bytes += getPointer(iovs.view, iovs.at + k * IOVEC_SIZE + IOV_LEN);
+      if (bytes < segmentSize && k + 1 < iovs.count) continue;
+      if (bytes > segmentSize) throw new Error(`a datagram of ${segmentSize} bytes ends inside iovec ${k}`);
+      if (this.count >= this.capacity) {
+        this.count = start;
+        return false;
+      }
+      this.fillIov(this.count++, dest, iovs.address + first * IOVEC_SIZE, k + 1 - first, 0);
+      first = k + 1;
+      bytes = 0;
+    }
+    return true;
+  }
+
+  private fillIov(i: number, dest: Uint8Array, iov: Address, iovCount: number, segmentSize: number): void {
+    this.setHeader(i, dest, segmentSize);
+    const h = i * MMSGHDR_SIZE;
+    setPointer(this.dv, h + MSG_IOV, iov);
+    setPointer(this.dv, h + MSG_IOVLEN, iovCount);
+  }
+
   private fill(i: number, dest: Uint8Array, address: Address, length: number, segmentSize: number): void {
+    const dv = this.dv;
+    const h = i * MMSGHDR_SIZE;
+    const iov = this.iovAt + i * IOVEC_SIZE;
+    setPointer(dv, h + MSG_IOV, this.base + iov);
+    setPointer(dv, h + MSG_IOVLEN, 1);
+    setPointer(dv, iov + IOV_BASE, address);
+    setPointer(dv, iov + IOV_LEN, length);
+    this.setHeader(i, dest, segmentSize);
+  }
+
+  /** Entry i's destination and, for segmentSize > 0, its UDP_SEGMENT cmsg. */
+  private setHeader(i: number, dest: Uint8Array, segmentSize: number): void {
     const dv = this.dv;
     const h = i * MMSGHDR_SIZE;
     this.u8.set(dest, this.nameAt + i * SOCKADDR_SLOT);
     dv.setUint32(h + MSG_NAMELEN, dest.length, true);
-    const iov = this.iovAt + i * IOVEC_SIZE;
-    setPointer(dv, iov + IOV_BASE, address);
-    setPointer(dv, iov + IOV_LEN, length);
     if (segmentSize === 0) {
       setPointer(dv, h + MSG_CONTROLLEN, 0);
       return;
@@ -209,6 +266,8 @@ export class MsgBatch {
   /** Sets where entry i receives: `capacity` bytes at native `address` (a WASM RX slot). Stays set across batches. */
   setBuffer(i: number, address: Address, capacity: number): void {
     const iov = this.iovAt + i * IOVEC_SIZE;
+    setPointer(this.dv, i * MMSGHDR_SIZE + MSG_IOV, this.base + iov);
+    setPointer(this.dv, i * MMSGHDR_SIZE + MSG_IOVLEN, 1);
     setPointer(this.dv, iov + IOV_BASE, address);
     setPointer(this.dv, iov + IOV_LEN, capacity);
   }

@@ -75,7 +75,8 @@ describe("encap: datagram layout", () => {
       [2, other.length + 22, 1],
     ]);
     expect(gs[0].length).toBe(3 * (big.length + 22) + small.length + 22);
-    expect(gs[1].offset).toBe(gs[0].offset + gs[0].length);
+    expect(gs[1].iov).toBe(gs[0].iov + gs[0].iovCount);
+    expect(gs.map((g) => g.iovCount)).toEqual([4, 1, 2]);
   });
 
   it("never puts more than 64 datagrams or 65507 bytes in one group", () => {
