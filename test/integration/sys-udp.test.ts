@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseIPAny } from "../../src/net/addr.js";
 import {
-  MSG_DONTWAIT, MsgBatch, POLLIN, SysError, type UdpSocket, nativeBase, openUdp, pollFd, sockaddr, withNetns,
+  MSG_DONTWAIT, MsgBatch, POLLIN, SysError, type UdpSocket, nativeBase, openUdp, pollFd, setPointer, sockaddr, withNetns,
 } from "../../src/sys/index.js";
 import { Sandbox, nsExec } from "./lib/netns.js";
 
@@ -16,6 +16,8 @@ const TX_REGION = 0;
 const RX_REGION = 32 * 1024;
 const TX_DATA = 1 << 20;
 const RX_SLOTS = 8 << 20;
+const IOVS = 4 << 20;
+const HEADERS = 5 << 20;
 
 suite("UDP batches across namespaces", () => {
   const sandbox = isRoot ? new Sandbox() : (null as unknown as Sandbox);
@@ -132,6 +134,52 @@ suite("UDP batches across namespaces", () => {
     const { got } = drain(rx, rxBatch(), 5);
     expect(got.map((m) => [m.length, m.seg])).toEqual([[1000, 0], [1000, 0], [1000, 0], [500, 0], [500, 0]]);
     expect(Buffer.concat(got.map((m) => m.data))).toEqual(Buffer.from(u8.slice(TX_DATA, TX_DATA + 4000)));
+  });
+
+  it("sends entries gathered from iovec lists (headers and payloads apart): with UDP_SEGMENT, and expanded per datagram", () => {
+    const tx = udp(nsA, { family: 4, address: "10.250.0.1", port: 0, gro: false });
+    const rx = udp(nsB, { family: 4, address: "10.250.0.2", port: 0, gro: true, nonBlocking: true });
+    const dv = new DataView(memory.buffer);
+    // Five datagrams of a 30-byte header (written apart, as the core writes segment headers) and a payload slice, the
+    // last shorter, then one of a single iovec: [hdr0, pay0, …, hdr4, pay4] and [whole].
+    pattern(TX_DATA, 5000, 4);
+    pattern(HEADERS, 5 * 32, 9);
+    const lens = [970, 970, 970, 970, 470];
+    const slices: [number, number][] = [];
+    lens.forEach((len, k) => slices.push([HEADERS + 32 * k, 30], [TX_DATA + 970 * k, len]));
+    slices.push([TX_DATA + 4500, 300]);
+    slices.forEach(([at, len], k) => {
+      setPointer(dv, IOVS + 16 * k, base + at);
+      setPointer(dv, IOVS + 16 * k + 8, len);
+    });
+    const expected = slices.map(([at, len]) => u8.slice(at, at + len));
+    const datagrams = [0, 1, 2, 3, 4].map((k) => Buffer.concat([expected[2 * k], expected[2 * k + 1]]));
+    const list = (first: number, count: number) => ({ address: base + IOVS + 16 * first, view: dv, at: IOVS + 16 * first, count });
+    const to = tx.destination("10.250.0.2", rx.port);
+
+    const gso = new MsgBatch({ capacity: 4, region: region(TX_REGION, 4) });
+    expect(gso.addIov(to, list(0, 10), 1000)).toBe(true);
+    expect(gso.addIov(to, list(10, 1))).toBe(true);
+    expect(gso.sendBatch(tx.fd)).toBe(2);
+    const sent = drain(rx, rxBatch(), 2).got;
+    expect(sent.map((m) => [m.length, m.seg])).toEqual([[4500, 1000], [300, 0]]);
+    expect(Buffer.from(sent[0].data)).toEqual(Buffer.concat(datagrams));
+    expect(Buffer.from(sent[1].data)).toEqual(Buffer.from(expected[10]));
+
+    // Received one datagram per message (no UDP_GRO), so the entries can be counted.
+    const plain = udp(nsB, { family: 4, address: "10.250.0.2", port: 0, gro: false, nonBlocking: true });
+    const toPlain = tx.destination("10.250.0.2", plain.port);
+    const expanded = new MsgBatch({ capacity: 6, region: region(TX_REGION, 6), expandSegments: true });
+    expect(expanded.addIov(toPlain, list(0, 10), 1000)).toBe(true);
+    expect(expanded.count).toBe(5);
+    expect(expanded.addIov(toPlain, list(0, 10), 1000)).toBe(false);
+    expect(expanded.count).toBe(5);
+    expect(expanded.addIov(toPlain, list(10, 1), 1000)).toBe(true);
+    expect(expanded.sendBatch(tx.fd)).toBe(6);
+    const one = drain(plain, rxBatch(), 6).got;
+    expect(one.map((m) => Buffer.from(m.data))).toEqual([...datagrams, Buffer.from(expected[10])]);
+    // A datagram boundary inside an iovec cannot be expanded into whole entries.
+    expect(() => expanded.addIov(toPlain, list(0, 10), 990)).toThrowError(/a datagram of 990 bytes ends inside iovec 1/);
   });
 
   it("skips an entry the kernel refuses and sends the rest; errors of the call itself throw", () => {
