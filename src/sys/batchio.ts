@@ -24,11 +24,11 @@ const outAddress = nativeBase(out);
 /**
  * Reads up to n packets from a non-blocking fd, until it has none left: packet i at `base + i * stride + headroom` (at most
  * stride − headroom bytes), its length as a u32 at `lens + 4i`. Returns how many were read (0 when none was waiting).
- * Throws SysError when the first read fails for another reason than EAGAIN.
+ * Throws SysError (naming `what`) when the first read fails for another reason than EAGAIN.
  */
-export function readPackets(fd: number, base: Address, stride: number, headroom: number, lens: Address, n: number): number {
+export function readPackets(fd: number, base: Address, stride: number, headroom: number, lens: Address, n: number, what = `fd ${fd}`): number {
   const r = readBatch(fd, base, stride, headroom, lens, n);
-  if (r < 0 && -r !== EAGAIN) throw new SysError("read", -r, `fd ${fd}`);
+  if (r < 0 && -r !== EAGAIN) throw new SysError("read", -r, what);
   return Math.max(r, 0);
 }
 
