@@ -1,5 +1,6 @@
-// TX: inner IP packets read from the TUN device → complete VXLAN datagrams (VXLAN + inner Ethernet + inner packet), laid out
-// for UDP_SEGMENT sends: groups of equal-stride datagrams (the last may be shorter), one peer and one source port per group.
+// TX: inner IP packets read from the TUN device → VXLAN datagrams (VXLAN + inner Ethernet + inner packet) described by
+// iovecs for UDP_SEGMENT sends: groups of equal-stride datagrams (the last may be shorter), one peer and one source port
+// per group. Only headers are written; payloads stay where the TUN read put them.
 import { finish, pseudo4, pseudo6, sumBytes } from "../wire/checksum";
 import { Ethernet } from "../wire/ethernet";
 import { IPv4 } from "../wire/ipv4";

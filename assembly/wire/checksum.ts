@@ -41,29 +41,6 @@ export function sumBytes(p: usize, len: usize, acc: u64): u64 {
   return acc;
 }
 
-/** Copies len bytes from src to dst and adds them to acc in one pass (the TSO split and GRO paths touch each byte once). */
-export function copyAndSum(dst: usize, src: usize, len: usize, acc: u64): u64 {
-  let i: usize = 0;
-  while (i + 32 <= len) {
-    const stop = min(len, i + WIDEN_EVERY);
-    let s = i32x4.splat(0);
-    while (i + 32 <= stop) {
-      const a = v128.load(src + i);
-      const b = v128.load(src + i, 16);
-      v128.store(dst + i, a);
-      v128.store(dst + i, b, 16);
-      s = i32x4.add(s, i32x4.add(i32x4.extadd_pairwise_i16x8_u(a), i32x4.extadd_pairwise_i16x8_u(b)));
-      i += 32;
-    }
-    acc += widen(s);
-  }
-  if (i < len) {
-    memory.copy(dst + i, src + i, len - i);
-    acc = sumBytes(src + i, len - i, acc);
-  }
-  return acc;
-}
-
 /** A 16-bit value from a register (host order) as it contributes to a wire-order-as-loaded sum. */
 @inline export function wordSum(v: u32): u64 {
   return <u64>bswap<u16>(<u16>v);
