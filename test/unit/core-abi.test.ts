@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ABI_LINES } from "../../src/core/abi.js";
+import { ABI_LINES, IOVEC, OUT_PKT } from "../../src/core/abi.js";
 import { COUNTER_NAMES, Core, abiMismatch } from "../../src/core/index.js";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -37,6 +37,11 @@ describe("the core's ABI", () => {
     const core = Core.load({ txSlots: 1, rxSlots: 1, maxPeers: 1 });
     expect(Object.keys(core.counters())).toEqual([...COUNTER_NAMES]);
     expect(ABI_LINES[0]).toMatch(/^ABI_VERSION \d+$/);
+  });
+
+  it("lays out iovecs and output counts as the kernel and src/sys/batchio/weftio.c read them (x86_64)", () => {
+    expect(IOVEC).toMatchObject({ BASE: 0, LEN: 8, STRIDE: 16 });
+    expect(OUT_PKT).toEqual({ IOV_COUNT: 0, STRIDE: 4 });
   });
 
   it("names the first line that differs", () => {
