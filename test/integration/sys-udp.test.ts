@@ -1,10 +1,14 @@
 // The UDP batch paths of src/sys across a veth pair between two namespaces: UDP_SEGMENT sends and UDP_GRO receives in
-// one sendmmsg/recvmmsg each, straight from and into WASM memory; the per-datagram fallback; refused entries; EAGAIN.
+// one sendmmsg/recvmmsg each, straight from and into WASM memory; entries gathered from iovec lists (the core's send
+// groups among them); the per-datagram fallback; refused entries; EAGAIN.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseIPAny } from "../../src/net/addr.js";
 import {
   MSG_DONTWAIT, MsgBatch, POLLIN, SysError, type UdpSocket, nativeBase, openUdp, pollFd, setPointer, sockaddr, withNetns,
 } from "../../src/sys/index.js";
+import { IOVEC } from "../../src/core/index.js";
+import { COPY_PATH_INPUTS } from "../helpers/copy-path.js";
+import { NODE1, NODE2, makeCore } from "../helpers/nodes.js";
 import { Sandbox, nsExec } from "./lib/netns.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -180,6 +184,30 @@ suite("UDP batches across namespaces", () => {
     expect(one.map((m) => Buffer.from(m.data))).toEqual([...datagrams, Buffer.from(expected[10])]);
     // A datagram boundary inside an iovec cannot be expanded into whole entries.
     expect(() => expanded.addIov(toPlain, list(0, 10), 990)).toThrowError(/a datagram of 990 bytes ends inside iovec 1/);
+  });
+
+  it("sends the core's send groups as the core describes them, with UDP_SEGMENT and expanded per datagram", () => {
+    const tx = udp(nsA, { family: 4, address: "10.250.0.1", port: 0, gro: false });
+    const rx = udp(nsB, { family: 4, address: "10.250.0.2", port: 0, gro: false, nonBlocking: true });
+    const core = makeCore(NODE1, NODE2, { vnetHdr: true });
+    core.setNativeBase(nativeBase(core.memory.buffer));
+    // Whole packets (one iovec each, in place) and super-packets ([headers, payload] per datagram) in one batch.
+    const groups = core.encapPackets(COPY_PATH_INPUTS.mixed);
+    const want = Array.from({ length: groups }, (_, g) => core.txDatagrams(core.txGroup(g))).flat();
+    const to = tx.destination("10.250.0.2", rx.port);
+    for (const expandSegments of [false, true]) {
+      const batch = new MsgBatch({ capacity: 128, expandSegments });
+      for (let g = 0; g < groups; g++) {
+        const grp = core.txGroup(g);
+        const at = core.at.txIov + grp.iov * IOVEC.STRIDE;
+        const list = { address: nativeBase(core.memory.buffer) + at, view: core.view, at, count: grp.iovCount };
+        expect(batch.addIov(to, list, grp.segCount > 1 ? grp.segSize : 0)).toBe(true);
+      }
+      expect(batch.count).toBe(expandSegments ? want.length : groups);
+      expect(batch.sendBatch(tx.fd)).toBe(batch.count);
+      const { got } = drain(rx, rxBatch(), want.length);
+      expect(got.map((m) => Buffer.from(m.data))).toEqual(want.map((d) => Buffer.from(d)));
+    }
   });
 
   it("skips an entry the kernel refuses and sends the rest; errors of the call itself throw", () => {
