@@ -50,6 +50,18 @@ describe("the core's ABI", () => {
     expect(abiMismatch(["A 1"], ["A 1", "B 2"])).toBe('line 2: the core has nothing where src/core/abi.ts has "B 2"');
   });
 
+  it("refuses a module that does not describe itself", () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-abi-"));
+    try {
+      // The smallest module with a memory: a "core" from before the self-description, as far as Core.load can tell.
+      const bare = Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 1, 7, 10, 1, 6, ...Buffer.from("memory"), 2, 0);
+      writeFileSync(join(dir, "bare.wasm"), bare);
+      expect(() => Core.load({ wasm: join(dir, "bare.wasm") })).toThrowError(/bare.wasm: it has no self-description \(abiDescription\); rebuild it/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses a core with another layout or another counter list, naming the first difference", { timeout: 120_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "weft-abi-"));
     try {
