@@ -1,9 +1,10 @@
 // The core's self-description: every constant the TS side needs to drive it — the layout of slots, descriptors and iovecs,
-// the staged peer op, the counters in order — as text, one `NAME VALUE` line each. `npm run build` generates
+// the staged peer op, the inspect record, the counters in order — as text, one `NAME VALUE` line each. `npm run build` generates
 // src/core/abi.ts from it (scripts/gen-abi.mjs), and Core.load compares it with the core it loads: what is written here
 // is the only copy.
 import { COUNTER_NAMES, C } from "./engine/counters";
 import { Iovec, OutPkt, RxMsg, SLOT_SIZE, TX_HEADROOM, TxGroup } from "./engine/layout";
+import { Inspect } from "./engine/inspect";
 import { PeerOp } from "./engine/peers";
 import { VnetHdr } from "./wire/vnet";
 import { Vxlan } from "./wire/vxlan";
@@ -33,6 +34,14 @@ function describe(): string {
   s += line("PEER_COUNTERS.TX_PACKETS", C.PEER_TX_PACKETS) + line("PEER_COUNTERS.TX_BYTES", C.PEER_TX_BYTES);
   s += line("PEER_COUNTERS.RX_PACKETS", C.PEER_RX_PACKETS) + line("PEER_COUNTERS.RX_BYTES", C.PEER_RX_BYTES);
   s += line("PEER_COUNTERS.FIELDS", C.PEER_FIELDS);
+  s += line("INSPECT.VERSION", Inspect.VERSION) + line("INSPECT.L3_LEN", Inspect.L3_LEN) + line("INSPECT.TOTAL_LEN", Inspect.TOTAL_LEN);
+  s += line("INSPECT.L4_PROTO", Inspect.L4_PROTO) + line("INSPECT.FRAGMENT", Inspect.FRAGMENT) + line("INSPECT.SRC_PORT", Inspect.SRC_PORT);
+  s += line("INSPECT.DST_PORT", Inspect.DST_PORT) + line("INSPECT.TCP_SEQ", Inspect.TCP_SEQ) + line("INSPECT.TCP_ACK", Inspect.TCP_ACK);
+  s += line("INSPECT.TCP_FLAGS", Inspect.TCP_FLAGS) + line("INSPECT.TCP_HDR_LEN", Inspect.TCP_HDR_LEN) + line("INSPECT.UDP_LEN", Inspect.UDP_LEN);
+  s += line("INSPECT.IP_CSUM_OK", Inspect.IP_CSUM_OK) + line("INSPECT.VNET_FLAGS", Inspect.VNET_FLAGS);
+  s += line("INSPECT.VNET_GSO_TYPE", Inspect.VNET_GSO_TYPE) + line("INSPECT.VNET_GSO_SIZE", Inspect.VNET_GSO_SIZE);
+  s += line("INSPECT.VNET_CSUM_START", Inspect.VNET_CSUM_START) + line("INSPECT.VNET_CSUM_OFFSET", Inspect.VNET_CSUM_OFFSET);
+  s += line("INSPECT.FIELDS", Inspect.FIELDS);
   s += "COUNTERS " + COUNTER_NAMES.join(",") + "\n";
   return s;
 }

@@ -25,7 +25,7 @@ for (const line of text.trimEnd().split("\n")) {
     counters = value.split(",");
     continue;
   }
-  if (!/^[A-Z_.]+$/.test(key) || !/^\d+$/.test(value)) throw new Error(`${wasmPath}: bad self-description line: ${line}`);
+  if (!/^[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)?$/.test(key) || !/^\d+$/.test(value)) throw new Error(`${wasmPath}: bad self-description line: ${line}`);
   const [group, field] = key.split(".");
   if (field === undefined) scalars.push([group, value]);
   else groups.set(group, [...(groups.get(group) ?? []), [field, value]]);

@@ -39,6 +39,25 @@ export const ABI_LINES: readonly string[] = [
   "PEER_COUNTERS.RX_PACKETS 2",
   "PEER_COUNTERS.RX_BYTES 3",
   "PEER_COUNTERS.FIELDS 4",
+  "INSPECT.VERSION 0",
+  "INSPECT.L3_LEN 1",
+  "INSPECT.TOTAL_LEN 2",
+  "INSPECT.L4_PROTO 3",
+  "INSPECT.FRAGMENT 4",
+  "INSPECT.SRC_PORT 5",
+  "INSPECT.DST_PORT 6",
+  "INSPECT.TCP_SEQ 7",
+  "INSPECT.TCP_ACK 8",
+  "INSPECT.TCP_FLAGS 9",
+  "INSPECT.TCP_HDR_LEN 10",
+  "INSPECT.UDP_LEN 11",
+  "INSPECT.IP_CSUM_OK 12",
+  "INSPECT.VNET_FLAGS 13",
+  "INSPECT.VNET_GSO_TYPE 14",
+  "INSPECT.VNET_GSO_SIZE 15",
+  "INSPECT.VNET_CSUM_START 16",
+  "INSPECT.VNET_CSUM_OFFSET 17",
+  "INSPECT.FIELDS 18",
   "COUNTERS tx_packets_in,tx_passed,tx_datagrams_out,tx_bytes_out,tx_gso_split,tx_icmp_generated,tx_drop_malformed,tx_drop_bad_vnet_hdr,tx_drop_spoofed_source,tx_drop_no_route,tx_drop_no_peer,tx_drop_too_big,tx_drop_unsupported_gso,tx_drop_no_space,rx_datagrams_in,rx_passed,rx_packets_out,rx_bytes_out,rx_coalesced,rx_l4_checksum_bad,rx_drop_truncated,rx_drop_bad_vxlan,rx_drop_wrong_vni,rx_drop_unknown_peer,rx_drop_bad_inner_mac,rx_drop_bad_ethertype,rx_drop_malformed_inner,rx_drop_bad_ip_checksum,rx_drop_not_local,rx_drop_no_space,rx_l4_checksum_completed,rx_tcp_super_in,rx_drop_empty",
 ];
 
@@ -54,6 +73,7 @@ export const RX_MSG = { LENGTH: 0, SEG_SIZE: 4, SRC_ADDR: 8, STRIDE: 24 } as con
 export const OUT_PKT = { IOV_COUNT: 0, STRIDE: 4 } as const;
 export const PEER_OP = { INDEX: 0, KIND: 4, RESET_COUNTERS: 5, ADDR: 8, MAC: 24, STRIDE: 32, SET: 1, REMOVE: 2 } as const;
 export const PEER_COUNTERS = { TX_PACKETS: 0, TX_BYTES: 1, RX_PACKETS: 2, RX_BYTES: 3, FIELDS: 4 } as const;
+export const INSPECT = { VERSION: 0, L3_LEN: 1, TOTAL_LEN: 2, L4_PROTO: 3, FRAGMENT: 4, SRC_PORT: 5, DST_PORT: 6, TCP_SEQ: 7, TCP_ACK: 8, TCP_FLAGS: 9, TCP_HDR_LEN: 10, UDP_LEN: 11, IP_CSUM_OK: 12, VNET_FLAGS: 13, VNET_GSO_TYPE: 14, VNET_GSO_SIZE: 15, VNET_CSUM_START: 16, VNET_CSUM_OFFSET: 17, FIELDS: 18 } as const;
 
 export const COUNTER_NAMES = [
   "tx_packets_in",

@@ -7,7 +7,7 @@ import { parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC } from "../net/ad
 import { RouteTable4, RouteTable6 } from "./routes.js";
 import { CORE_WASM } from "../paths.js";
 import type { CoreExports, CoreOptions, Identity, Inspection, PeerCounters, PeerOpSpec, PeerSpec, Slice, TxGroup } from "./types.js";
-import { ABI_LINES, COUNTER_NAMES, IOVEC, OUT_PKT, PEER_COUNTERS, PEER_OP, RX_MSG, SLOT_SIZE, TX_GROUP, TX_HEADROOM } from "./abi.js";
+import { ABI_LINES, COUNTER_NAMES, INSPECT, IOVEC, OUT_PKT, PEER_COUNTERS, PEER_OP, RX_MSG, SLOT_SIZE, TX_GROUP, TX_HEADROOM } from "./abi.js";
 
 // Layout constants and descriptor offsets come from the core's self-description (src/core/abi.ts, generated at build time).
 export { COUNTER_NAMES, IOVEC, OUT_PKT, PEER_COUNTERS, RX_MSG, SLOT_SIZE, TX_GROUP, TX_HEADROOM, VNET_HDR_LEN, VXLAN_OVERHEAD } from "./abi.js";
@@ -350,11 +350,14 @@ export class Core {
     this.u8.set(packet, probe);
     if (this.exports.inspectProbe(packet.length, withVnet ? 1 : 0) === 0) return null;
     const v = this.view;
-    const f = (i: number) => v.getUint32(probe + SLOT_SIZE + 4 * i, true);
+    const f = (field: number) => v.getUint32(probe + SLOT_SIZE + 4 * field, true);
+    const I = INSPECT;
     return {
-      version: f(0), l3Len: f(1), totalLen: f(2), l4Proto: f(3), fragment: f(4) as 0 | 1 | 2, srcPort: f(5), dstPort: f(6),
-      tcpSeq: f(7), tcpAck: f(8), tcpFlags: f(9), tcpHdrLen: f(10), udpLen: f(11), ipChecksumOk: f(12) === 1,
-      vnet: { flags: f(13), gsoType: f(14), gsoSize: f(15), csumStart: f(16), csumOffset: f(17) },
+      version: f(I.VERSION), l3Len: f(I.L3_LEN), totalLen: f(I.TOTAL_LEN), l4Proto: f(I.L4_PROTO),
+      fragment: f(I.FRAGMENT) as 0 | 1 | 2, srcPort: f(I.SRC_PORT), dstPort: f(I.DST_PORT), tcpSeq: f(I.TCP_SEQ),
+      tcpAck: f(I.TCP_ACK), tcpFlags: f(I.TCP_FLAGS), tcpHdrLen: f(I.TCP_HDR_LEN), udpLen: f(I.UDP_LEN),
+      ipChecksumOk: f(I.IP_CSUM_OK) === 1,
+      vnet: { flags: f(I.VNET_FLAGS), gsoType: f(I.VNET_GSO_TYPE), gsoSize: f(I.VNET_GSO_SIZE), csumStart: f(I.VNET_CSUM_START), csumOffset: f(I.VNET_CSUM_OFFSET) },
     };
   }
 
