@@ -9,7 +9,8 @@
 // Nothing is fsynced: a killed process loses nothing the page cache holds, and a power loss takes every Pod (and veth)
 // with it, after which GC reconciles the files with the attachments the runtime still knows. fsync would cost ~2 ms of
 // disk flush per ADD here for no case that needs it.
-import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync,
+  writeSync } from "node:fs";
 import { join } from "node:path";
 import { type Cidr, bigIntToBytes, bytesToBigInt, cidrToString, formatIPBytes, parseCIDR } from "../net/addr.js";
 import { CniError, ERR } from "./errors.js";
@@ -209,11 +210,18 @@ export class AddressPool {
     }
   }
 
-  // Replaced, never rewritten in place, so a reader (or a restart after kill -9) sees the old hint or the new one.
+  // Written over in place and cut to length, not replaced by rename: ext4 flushes a file renamed over another to disk at
+  // once, which cost more than the rest of the reservation. A process killed between the write and the cut leaves the new
+  // address followed by the tail of a longer old one: no address of the pool, or another one; either is only where the
+  // next search starts.
   private writeHint(ip: string): void {
-    const tmp = join(this.dir, `${TMP_PREFIX}${process.pid}-${++tmpCounter}`);
-    writeFileSync(tmp, ip);
-    renameSync(tmp, join(this.dir, HINT));
+    const fd = openSync(join(this.dir, HINT), constants.O_WRONLY | constants.O_CREAT, 0o600);
+    try {
+      writeSync(fd, ip, 0);
+      ftruncateSync(fd, Buffer.byteLength(ip));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Temporaries of processes that died mid-reservation (kill -9). */
