@@ -9,7 +9,7 @@
 // The file holds one JSON line per version, the first written into a new file, each later one appended by a single
 // write; the last whole line is the record. A process killed mid-write leaves at worst a last line cut short, which no
 // reader takes for a record (a prefix of a JSON object never parses), so the version before it stands. Appending, not
-// replacing by rename: on ext4, renaming over a file flushes the new one to disk at once, half the cost of an ADD.
+// replacing by rename: on ext4, renaming over a file flushes the new one to disk at once (~0.2 ms here, every ADD).
 // Nothing is fsynced, for the reason ipam.ts gives: a power loss takes the veths with it.
 import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
