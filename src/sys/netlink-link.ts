@@ -1,6 +1,7 @@
 // Link operations on an open rtnetlink socket: query, up/down, attributes, delete, veth pairs.
 import { SysError, closeFd } from "./libc.js";
-import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD,
+import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NUM_RX_QUEUES,
+  IFLA_NUM_TX_QUEUES,
   NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, type NlMessage, NlRequest, RTM_DELLINK, RTM_GETLINK,
   RTM_NEWLINK, VETH_INFO_PEER, attrString, attrU32, ifinfomsg, parseAttrs } from "./netlink-msg.js";
 import type { Rtnl } from "./netlink-socket.js";
@@ -60,6 +61,8 @@ export interface VethSpec {
   peerNetns?: NetnsRef;
   /** MTU of both ends. */
   mtu?: number;
+  /** TX and RX queues of each end; absent: the kernel's default (one per possible CPU). */
+  queues?: number;
 }
 
 function parseLink(m: NlMessage): LinkInfo {
@@ -149,14 +152,18 @@ export function deleteLink(nl: Rtnl, name: string): void {
 /** The RTM_NEWLINK that creates a veth pair (for a batch; createVeth sends one). `peerNetnsFd`: -1 for this namespace. */
 export function createVethRequest(spec: Omit<VethSpec, "peerNetns">, peerNetnsFd: number): NlRequest {
   const req = new NlRequest(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(ifinfomsg({}));
+  const sizes = (end: NlRequest) => {
+    if (spec.mtu) end.u32(IFLA_MTU, spec.mtu);
+    if (spec.queues) end.u32(IFLA_NUM_TX_QUEUES, spec.queues).u32(IFLA_NUM_RX_QUEUES, spec.queues);
+  };
   req.string(IFLA_IFNAME, spec.name);
-  if (spec.mtu) req.u32(IFLA_MTU, spec.mtu);
+  sizes(req);
   req.nest(IFLA_LINKINFO, (info) => {
     info.string(IFLA_INFO_KIND, "veth");
     info.nest(IFLA_INFO_DATA, (data) => {
       data.nest(VETH_INFO_PEER, (peer) => {
         peer.raw(ifinfomsg({})).string(IFLA_IFNAME, spec.peer);
-        if (spec.mtu) peer.u32(IFLA_MTU, spec.mtu);
+        sizes(peer);
         if (peerNetnsFd >= 0) peer.u32(IFLA_NET_NS_FD, peerNetnsFd);
       });
     });

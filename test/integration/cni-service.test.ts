@@ -94,6 +94,11 @@ suite("weft CNI service against the kernel", () => {
         // dump of every link: asking for one link by name would itself hurry the kernel along.
         expect(operstate(null, host)).toBe("UP");
         expect(operstate(nsName(netns), "eth0")).toBe("UP");
+        // One queue each way on both ends, not the kernel's one per CPU.
+        for (const [ns, name] of [[null, host], [nsName(netns), "eth0"]] as const) {
+          expect(ipJson<{ num_tx_queues: number; num_rx_queues: number }[]>(ns, "-d", "link", "show", "dev", name)[0])
+            .toMatchObject({ num_tx_queues: 1, num_rx_queues: 1 });
+        }
 
         // The result, shaped for the version.
         expect(result.cniVersion).toBe(version);
