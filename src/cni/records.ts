@@ -6,15 +6,16 @@
 // The file name is a hash so that any network name, container id or interface name fits (a file name has at most 255
 // bytes); the full key is inside. ADD writes the record before it creates anything ("adding": the host veth's name, which
 // the attachment determines) and again once the veth exists ("added": with the veth's ifindex and what was put on it).
-// The file holds one JSON line per version, the first written into a new file, each later one appended by a single
+// The file holds one JSON line per version, the first renamed into place whole, each later one appended by a single
 // write; the last whole line is the record. A process killed mid-write leaves at worst a last line cut short, which no
 // reader takes for a record (a prefix of a JSON object never parses), so the version before it stands. Appending, not
 // replacing by rename: on ext4, renaming over a file flushes the new one to disk at once (~0.2 ms here, every ADD).
 // Nothing is fsynced, for the reason ipam.ts gives: a power loss takes the veths with it.
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Attachment, attachmentKey } from "./ipam.js";
+import { SpareFiles } from "./spares.js";
 
 export interface AttachmentRecord extends Attachment {
   /** "adding" from before the first change until the veth exists; "added" after. */
@@ -56,9 +57,13 @@ function parseRecord(text: string): AttachmentRecord | null {
 export class AttachmentRecords {
   readonly dir: string;
 
+  /** Files made ahead for `create`: <stateDir>/.spare-<pid>-<n> (spares.ts), beside the directory, not in it. */
+  private readonly spares: SpareFiles;
+
   constructor(stateDir: string) {
     this.dir = join(stateDir, "attachments");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.spares = new SpareFiles(stateDir, ".spare-");
   }
 
   /** The record of `a`, or null when weft holds none (or only an unreadable one). */
@@ -75,9 +80,18 @@ export class AttachmentRecords {
     }
   }
 
-  /** Starts the record of `r`'s attachment afresh: whatever file was there (an unreadable one: read gave null) is gone. */
+  /**
+   * Starts the record of `r`'s attachment afresh, whole from the start: written into a spare file, renamed into place over
+   * whatever was there (an unreadable file: read gave null).
+   */
   create(r: AttachmentRecord): void {
-    writeFileSync(join(this.dir, fileName(r)), `${JSON.stringify(r)}\n`, { mode: 0o600 });
+    const spare = this.spares.fill(`${JSON.stringify(r)}\n`);
+    try {
+      renameSync(spare, join(this.dir, fileName(r)));
+    } catch (err) {
+      rmSync(spare, { force: true });
+      throw err;
+    }
   }
 
   /** A newer version of a record that `create` started. */
