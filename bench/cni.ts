@@ -31,7 +31,7 @@ export interface LatencyRow {
   pods: number;
   addMs: Latency;
   delMs: Latency;
-  /** Through the front end: the agent's part of each call, from accepting the connection to the reply handed to the kernel. */
+  /** Through the front end: the agent's part of each call, from the request's first bytes read to the reply handed to the kernel. */
   agentMs?: { add: Latency; del: Latency };
 }
 
@@ -201,7 +201,7 @@ export async function runCniBench(opts: { pods?: number; outDir?: string; quiet?
         ["plugin", "ADD p50", "ADD p90", "ADD p99", "agent's ADD p50", "DEL p50", "DEL p99", "agent's DEL p50"],
         rows.map((r) => [r.plugin, ms(r.addMs.p50), ms(r.addMs.p90), ms(r.addMs.p99), ms(r.agentMs?.add.p50), ms(r.delMs.p50),
           ms(r.delMs.p99), ms(r.agentMs?.del.p50)]));
-      console.log("(agent's: from the agent accepting the front end's connection to its reply handed to the kernel)");
+      console.log("(agent's: from the agent reading the front end's request to its reply handed to the kernel)");
       console.log(`\nweft ADD p50 / bridge + host-local ADD p50: ${result.addRatioService} (service)` +
         (result.addRatioFrontEnd !== undefined ? `, ${result.addRatioFrontEnd} (through the front end)` : ""));
     }

@@ -30,8 +30,8 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
 export type Handler = (request: Record<string, unknown>) => Promise<unknown> | unknown;
 
 /**
- * Told of every request that was handled: the request, and the seconds from accepting its connection to the reply's
- * last byte handed to the kernel (what the client waited for, less its own connect and read).
+ * Told of every request that was handled: the request, and the seconds from its first bytes read off the socket to the
+ * reply's last byte handed to the kernel (the agent's part of what the client waited for).
  */
 export type ServedHook = (request: Record<string, unknown>, seconds: number) => void;
 
@@ -55,8 +55,8 @@ type Phase = "request" | "handling" | "reply";
 
 interface Connection {
   sock: Socket;
-  /** performance.now() at accept. */
-  accepted: number;
+  /** performance.now() when the request's first bytes were read. */
+  arrived: number;
   phase: Phase;
   chunks: Buffer[];
   bytes: number;
@@ -76,7 +76,7 @@ class ConnectionTable {
   }
 
   accept(sock: Socket): void {
-    const conn: Connection = { sock, accepted: performance.now(), phase: "request", chunks: [], bytes: 0 };
+    const conn: Connection = { sock, arrived: 0, phase: "request", chunks: [], bytes: 0 };
     this.open.add(conn);
     sock.on("error", () => sock.destroy());
     sock.on("close", () => this.forget(conn));
@@ -97,6 +97,7 @@ class ConnectionTable {
 
   private receive(conn: Connection, chunk: Buffer): void {
     if (conn.phase !== "request") return;
+    if (conn.chunks.length === 0) conn.arrived = performance.now();
     const nl = chunk.indexOf(0x0a);
     const taken = nl < 0 ? chunk : chunk.subarray(0, nl);
     if (conn.bytes + taken.length > this.limits.maxRequestBytes) {
@@ -134,7 +135,7 @@ class ConnectionTable {
     if (conn.sock.destroyed) return;
     conn.timer = setTimeout(() => conn.sock.destroy(), this.limits.replyDeadlineMs);
     conn.sock.end(JSON.stringify(body) + "\n", () => {
-      if (request) this.onServed?.(request, (performance.now() - conn.accepted) / 1000);
+      if (request) this.onServed?.(request, (performance.now() - conn.arrived) / 1000);
       conn.sock.destroy();
     });
   }

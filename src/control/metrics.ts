@@ -52,7 +52,7 @@ export class WeftMetrics {
 
   private readonly cniRequests = new Histogram({
     name: "weft_cni_request_duration_seconds",
-    help: "CNI calls the agent served, from accepting the front end's connection to the reply handed to the kernel",
+    help: "CNI calls the agent served, from the request's first bytes read off the socket to the reply handed to the kernel",
     labelNames: ["command"],
     buckets: CNI_SECONDS_BUCKETS,
     registers: [this.registry],
