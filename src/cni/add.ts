@@ -63,11 +63,11 @@ export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env, phases = 
     phases.lap("veth");
     configurePod(podNs, ends.pod, ipam.ips, ipam.routes);
     phases.lap("pod");
-    const hostEnd = configureHost(ctx.host, ends.host, ipam.ips, hostAlias(conf.name, containerID, ifname));
+    configureHost(ctx.host, ends.host, ipam.ips, hostAlias(conf.name, containerID, ifname), ends.pod.index);
     phases.lap("host");
-    ctx.records.update(completeRecord(record, hostEnd, ipam));
+    ctx.records.update(completeRecord(record, ends.host, ipam));
     phases.lap("record added");
-    const result = attachmentResult(pair, hostEnd, ends.pod, ipam, conf);
+    const result = attachmentResult(pair, ends.host, ends.pod, ipam, conf);
     ctx.log.info({ containerID, ifname, pod: pod.K8S_POD_NAME ? `${pod.K8S_POD_NAMESPACE}/${pod.K8S_POD_NAME}` : undefined,
       ips: ipam.ips.map((ip) => ip.address), hostVeth: pair.hostVeth }, "CNI ADD");
     const output = JSON.stringify(shapeResult(result, conf.cniVersion));

@@ -215,10 +215,10 @@ export function configurePod(pod: PodNamespace, link: LinkState, ips: CniIp[], r
 }
 
 /**
- * The host end: its alias, the gateway address(es) as host prefixes, up, and a route to each Pod address; returns the host
- * end as it is now.
+ * The host end: its alias, the gateway address(es) as host prefixes, up, and a route to each Pod address. `podIndex`: the
+ * Pod end's ifindex (in its own namespace).
  */
-export function configureHost(host: Rtnl, link: LinkState, ips: CniIp[], alias: string): LinkState {
+export function configureHost(host: Rtnl, link: LinkState, ips: CniIp[], alias: string, podIndex: number): void {
   const steps: NlStep[] = [{ req: changeLinkRequest(link.index, (req) => req.string(IFLA_IFALIAS, alias)), what: `set alias ${link.name}` }];
   for (const gateway of gatewaysOf(ips)) {
     const cidr = hostPrefix(gateway);
@@ -230,13 +230,11 @@ export function configureHost(host: Rtnl, link: LinkState, ips: CniIp[], alias: 
     const route: RouteSpec = { dst: hostPrefix(bare(ip.address)), dev: link.name, scope: "link" };
     steps.push({ req: replaceRouteRequest(route, link.index), what: describeRoute(route) });
   }
-  // Last, and not only for the answer: asking for one link makes the kernel finish its pending carrier change now. Both
-  // ends share an ifindex when the node has nothing but lo before it, and the kernel's link watcher then puts the host
-  // end's change off for up to a second: operstate down, no IPv6 link-local address.
-  steps.push({ req: getLinkRequest(link.name), what: `link ${link.name}` });
-  const outcomes = host.batch(steps);
-  firstError(outcomes);
-  return parseLinkState(outcomes[outcomes.length - 1].replies[0]);
+  // The kernel's link watcher finishes a veth end's carrier change at once when the end's ifindex differs from its peer's.
+  // With the same one on both ends (the first Pod of a node that has nothing but lo) it puts the host end's off for up to
+  // a second: operstate down, no IPv6 link-local address. Asking for the link makes it finish the change now.
+  if (link.index === podIndex) steps.push({ req: getLinkRequest(link.name), what: `link ${link.name}` });
+  firstError(host.batch(steps));
 }
 
 // ---- DEL ----------------------------------------------------------------------------------------------------------------
