@@ -28,7 +28,7 @@ export interface NetnsCounters {
   socketDrops: Record<number, number>;
 }
 
-/** The namespaces and devices a Pod-to-Pod datagram crosses (docs/architecture.md draws the path). */
+/** The namespaces and devices a Pod-to-Pod datagram crosses (docs/architecture.md, "Packet path"). */
 export interface UdpPath {
   senderPod: string;
   senderNode: string;
