@@ -12,4 +12,8 @@ ensure_cluster_tools # builds kube-apiserver, kube-controller-manager, kubectl, 
 if [ "$(id -u)" -ne 0 ]; then
   echo "weft: not root — integration tests (namespaces, TUN, veth) will be skipped; run 'sudo npm test' for the full suite"
 fi
-exec npx vitest run "$@"
+if [ "$#" -gt 0 ]; then exec npx vitest run "$@"; fi
+npx vitest run
+# Every dataplane test again with two TUN queues per agent (one worker thread each; src/lab/topology.ts reads this).
+echo "weft: the dataplane tests again, with 2 TUN queues per agent (WEFT_LAB_QUEUES=2)"
+WEFT_LAB_QUEUES=2 npx vitest run test/integration/dataplane-

@@ -54,6 +54,8 @@ export interface AgentStatus {
   offloads: { tun: string; udpSegment: boolean; udpGro: boolean };
   /** Outer UDP source ports flows are spread over (first, last). */
   sourcePorts: [number, number];
+  /** What each TUN queue's worker has taken in: how the kernel spread the flows over the queues. */
+  queues: { queue: number; txPacketsIn: number; rxDatagramsIn: number }[];
   /** `live`: both dataplane workers have the peer's routes and address. */
   peers: (PeerEntry & { live: boolean; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; lastSeen: string | null })[];
   /** Node records that are not peers, and why. */
@@ -68,9 +70,12 @@ class Agent {
   private tun?: TunDevice;
   /** weft0 as openDevice() found it: configureDevice() adopts it, abandon() removes it when this start created it. */
   private overlay?: OverlayTun;
+  /** Queue 0's socket on the VXLAN port (what status reports about the underlay socket). */
   private udp?: UdpSocket;
-  /** TX sockets bound to sourcePortBase + i. */
-  private txPool: UdpSocket[] = [];
+  /** Each queue's socket in the SO_REUSEPORT group on the VXLAN port. */
+  private rxSockets: UdpSocket[] = [];
+  /** Each queue's sending sockets, bound (SO_REUSEPORT) to sourcePortBase + i. */
+  private txPools: UdpSocket[][] = [];
   private sourcePortBase = 0;
   private dataplane?: Dataplane;
   private peers?: PeerIndex;
@@ -142,33 +147,35 @@ class Agent {
       this.log.error({ err: err.message }, "dataplane worker failed");
       this.onFatal(new Error(`dataplane failed: ${err.message}`));
     });
-    this.dataplane.on("report", (role: "tx" | "rx") => this.absorbReport(role));
+    this.dataplane.on("report", () => this.absorbReport());
     this.metrics.beforeScrape(() => this.refreshMetrics());
     this.dataplane.on("warning", (err: Error) => this.log.warn({ err: err.message }, "dataplane worker"));
-    await this.dataplane.start({
-      tunFd: this.tun!.fd,
-      udpFd: this.udp!.fd,
-      txFds: this.txPool.map((u) => u.fd),
+    const identity = {
+      vni: c.vni,
+      mtu: this.mtu,
+      vtepMAC: c.vtepMAC,
+      vnetHdr: this.tun!.vnetHdr,
+      subnet4: this.record.subnet,
+      subnet6: this.record.subnetV6,
+      icmpSource4: nthAddress(parseCIDR(this.record.subnet), 0),
+      icmpSource6: this.record.subnetV6 ? nthAddress(parseCIDR(this.record.subnetV6), 0) : undefined,
+      sourcePortBase: this.sourcePortBase,
+      sourcePortCount: this.txPools[0].length,
+    };
+    await this.dataplane.start(this.tun!.queueFds.map((tunFd, queue) => ({
+      queue,
+      tunFd,
+      udpFd: this.rxSockets[queue].fd,
+      txFds: this.txPools[queue].map((u) => u.fd),
       udpFamily: this.udp!.family,
       peerPort: c.port,
-      gso: this.txPool[0].gso,
-      gro: this.udp!.gro,
-      identity: {
-        vni: c.vni,
-        mtu: this.mtu,
-        vtepMAC: c.vtepMAC,
-        vnetHdr: this.tun!.vnetHdr,
-        subnet4: this.record.subnet,
-        subnet6: this.record.subnetV6,
-        icmpSource4: nthAddress(parseCIDR(this.record.subnet), 0),
-        icmpSource6: this.record.subnetV6 ? nthAddress(parseCIDR(this.record.subnetV6), 0) : undefined,
-        sourcePortBase: this.sourcePortBase,
-        sourcePortCount: this.txPool.length,
-      },
+      gso: this.txPools[queue][0].gso,
+      gro: this.rxSockets[queue].gro,
+      identity,
       maxPeers: c.maxPeers,
       batch: BATCH,
       reportMs: REPORT_MS,
-    });
+    })));
     this.checkpoint();
     this.followRegistry();
     this.unpublish.push(preserveFile(subnetEnvPath(c.socket)));
@@ -185,7 +192,7 @@ class Agent {
     });
     this.ready = true;
     this.unpublish = [];
-    this.log.info({ device: this.tun!.name, mode: this.tun!.mode, udpSegment: this.udp!.gso, udpGro: this.udp!.gro, mtu: this.mtu,
+    this.log.info({ device: this.tun!.name, queues: this.tun!.queueFds.length, mode: this.tun!.mode, udpSegment: this.udp!.gso, udpGro: this.udp!.gro, mtu: this.mtu,
       underlay: underlay.name, metrics: this.metricsServer.address, socket: c.socket }, "weft agent ready");
   }
 
@@ -228,14 +235,22 @@ class Agent {
     return this.cni.handle(cniRequest(req));
   }
 
-  /** The underlay socket on publicIP:port, then the source-port pool; the VXLAN port taken by another process names `port`. */
+  /**
+   * One socket per queue on publicIP:port (an SO_REUSEPORT group: the kernel hashes each flow to one of them), then the
+   * source-port pools; the VXLAN port taken by another process names `port`.
+   */
   private async openUnderlaySockets(): Promise<void> {
     const c = this.config;
-    this.udp = await naming("port", `cannot bind UDP ${c.publicIP}:${c.port}`, "a UDP port no other process on this address uses",
-      () => openUdp({ family: c.publicIP.includes(":") ? 6 : 4, address: c.publicIP, port: c.port, gro: true }));
+    const family = c.publicIP.includes(":") ? 6 : 4;
+    await naming("port", `cannot bind UDP ${c.publicIP}:${c.port}`, "a UDP port no other process on this address uses", () => {
+      // A socket without SO_REUSEPORT first: binding it fails when anyone holds the port, even another reuse group.
+      openUdp({ family, address: c.publicIP, port: c.port, gro: false, bufferBytes: 4096 }).close();
+      for (let q = 0; q < c.queues; q++) this.rxSockets.push(openUdp({ family, address: c.publicIP, port: c.port, gro: true, reusePort: true }));
+    });
+    this.udp = this.rxSockets[0];
     if (!this.udp.gso) this.log.warn("UDP_SEGMENT refused by the kernel: one datagram per message in each sendmmsg");
     if (!this.udp.gro) this.log.warn("UDP_GRO refused by the kernel: one datagram per receive");
-    this.log.debug({ sendBuffer: this.udp.sendBufferBytes, recvBuffer: this.udp.recvBufferBytes }, "underlay socket");
+    this.log.debug({ sendBuffer: this.udp.sendBufferBytes, recvBuffer: this.udp.recvBufferBytes, queues: c.queues }, "underlay sockets");
     this.openSourcePorts();
   }
 
@@ -247,9 +262,10 @@ class Agent {
     const c = this.config;
     this.overlay = await naming("device", `cannot create TUN device ${JSON.stringify(c.device)}`,
       "a free interface name, or a TUN device no other process holds",
-      () => openOverlayTun(c.device));
+      () => openOverlayTun(c.device, c.queues));
     this.tun = this.overlay.tun;
     this.tun.setNonBlocking(true);
+    if (this.overlay.recreated) this.log.warn({ device: c.device }, "the existing device was single-queue: made it again as a multi-queue device");
     if (this.tun.mode !== "vnet+tso+uso") this.log.warn({ mode: this.tun.mode }, "TUN offloads refused by the kernel; running with fewer");
   }
 
@@ -260,9 +276,10 @@ class Agent {
   }
 
   /**
-   * SOURCE_PORTS sending sockets on consecutive ports in 49152–65535, starting where a hash of the node name points
-   * (stable across restarts), moving on when a port is taken. When no run of free ports is found, everything leaves from
-   * the VXLAN port, as flannel's UDP backend does, and the log says so.
+   * SOURCE_PORTS sending sockets per queue on consecutive ports in 49152–65535 (every queue binds the same ports, with
+   * SO_REUSEPORT), starting where a hash of the node name points (stable across restarts), moving on when a port is taken.
+   * When no run of free ports is found, each queue sends from its socket on the VXLAN port, as flannel's UDP backend does,
+   * and the log says so.
    */
   private openSourcePorts(): void {
     const c = this.config;
@@ -271,18 +288,22 @@ class Agent {
     const start = createHash("sha256").update(c.nodeName).digest().readUInt32BE(0) % span;
     for (let attempt = 0; attempt < 16; attempt++) {
       const base = 49152 + ((start + attempt * 997) % span);
-      const pool: UdpSocket[] = [];
+      const pools: UdpSocket[][] = [];
       try {
-        for (let i = 0; i < SOURCE_PORTS; i++) pool.push(openUdp({ family, address: c.publicIP, port: base + i, gro: false }));
-        this.txPool = pool;
+        for (let q = 0; q < c.queues; q++) {
+          const pool: UdpSocket[] = [];
+          pools.push(pool);
+          for (let i = 0; i < SOURCE_PORTS; i++) pool.push(openUdp({ family, address: c.publicIP, port: base + i, gro: false, reusePort: true }));
+        }
+        this.txPools = pools;
         this.sourcePortBase = base;
         return;
       } catch {
-        pool.forEach((u) => u.close());
+        pools.flat().forEach((u) => u.close());
       }
     }
     this.log.warn({ port: c.port }, "no free run of source ports in 49152-65535: sending every flow from the VXLAN port");
-    this.txPool = [this.udp!];
+    this.txPools = this.rxSockets.map((u) => [u]);
     this.sourcePortBase = c.port;
   }
 
@@ -335,16 +356,14 @@ class Agent {
   }
 
   /** A worker reported: note which peers were heard from, and the batch sizes. Per-peer metrics wait for a scrape. */
-  private absorbReport(role: "tx" | "rx"): void {
+  private absorbReport(): void {
     const dataplane = this.dataplane!;
     const stats = dataplane.stats(false);
     const now = Date.now();
-    if (role === "rx") {
-      for (const p of this.peers!.entries()) {
-        const rx = dataplane.peerTotals(p.index).rxPackets;
-        const seen = this.lastSeen.get(p.index);
-        if (!seen || rx > seen.rx) this.lastSeen.set(p.index, { rx, at: rx > 0 ? now : 0 });
-      }
+    for (const p of this.peers!.entries()) {
+      const rx = dataplane.peerTotals(p.index).rxPackets;
+      const seen = this.lastSeen.get(p.index);
+      if (!seen || rx > seen.rx) this.lastSeen.set(p.index, { rx, at: rx > 0 ? now : 0 });
     }
     for (const dir of ["tx", "rx"] as const) {
       const now = stats.batches[dir];
@@ -365,6 +384,7 @@ class Agent {
     const stats = dataplane.stats(true);
     const traffic = peers.entries().map((p) => ({ nodeName: p.nodeName, ...(stats.peers.get(p.index) ?? dataplane.peerTotals(p.index)) }));
     this.metrics.updateFromCounters(stats.counters, traffic);
+    this.metrics.updateQueues(stats.queues);
     const refused: Record<string, number> = {};
     for (const r of peers.refusals()) refused[r.reason] = (refused[r.reason] ?? 0) + 1;
     this.metrics.setRefused(refused);
@@ -385,8 +405,9 @@ class Agent {
       vtepMAC: c.vtepMAC,
       device: this.tun.name,
       mtu: this.mtu,
-      offloads: { tun: this.tun.mode, udpSegment: this.txPool[0]?.gso ?? false, udpGro: this.udp.gro },
-      sourcePorts: [this.sourcePortBase, this.sourcePortBase + this.txPool.length - 1],
+      offloads: { tun: this.tun.mode, udpSegment: this.txPools[0]?.[0]?.gso ?? false, udpGro: this.udp.gro },
+      sourcePorts: [this.sourcePortBase, this.sourcePortBase + (this.txPools[0]?.length ?? 1) - 1],
+      queues: (stats?.queues ?? []).map((q, queue) => ({ queue, txPacketsIn: q.tx_packets_in ?? 0, rxDatagramsIn: q.rx_datagrams_in ?? 0 })),
       peers: (this.peers?.entries() ?? []).map((p) => {
         const t = stats?.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
         const seen = this.lastSeen.get(p.index)?.at;
@@ -413,8 +434,7 @@ class Agent {
     await this.cni?.close();
     await this.dataplane?.stop();
     this.tun?.close();
-    for (const u of this.txPool) if (u !== this.udp) u.close();
-    this.udp?.close();
+    for (const u of new Set([...this.txPools.flat(), ...this.rxSockets])) u.close();
     await this.api?.close();
     await this.metricsServer?.close();
     await this.registry?.close();

@@ -28,19 +28,38 @@ const RTPROT_KERNEL = 2;
  */
 export const TUN_TX_QUEUE_LEN = 5000;
 
-/** weft0 as opened: the device, and the link that was there before (a previous agent's), or null when it was created. */
+/**
+ * weft0 as opened: the device with one fd per queue, and the link that was there before (a previous agent's), or null when
+ * it was created; `recreated` says a previous single-queue weft0 was replaced by a multi-queue one.
+ */
 export interface OverlayTun {
   tun: TunDevice;
   existing: LinkInfo | null;
+  recreated: boolean;
 }
 
-/** Opens weft0, creating it or re-attaching to a previous agent's; a link of that name that is not a TUN is refused. */
-export function openOverlayTun(device: string): OverlayTun {
+/**
+ * Opens weft0 with `queues` queues, creating it or re-attaching to a previous agent's; a link of that name that is not a
+ * TUN is refused. The device is always multi-queue, so a restart with another queue count re-attaches; a single-queue
+ * weft0 (an older agent's) cannot take more queues and is deleted and made again (configureOverlayDevice restores its
+ * address and routes; the blackhole routes below it stay throughout).
+ */
+export function openOverlayTun(device: string, queues: number): OverlayTun {
   const existing = linkFind(device);
-  if (existing && existing.kind !== "tun") {
-    throw new Error(`${device} exists and is a ${existing.kind ?? "non-TUN"} device, not weft's TUN: delete it or set "device" to another name`);
+  if (existing && (existing.kind !== "tun" || existing.tun?.type === "tap")) {
+    const what = existing.kind === "tun" ? "TAP" : existing.kind ?? "non-TUN";
+    throw new Error(`${device} exists and is a ${what} device, not weft's TUN: delete it or set "device" to another name`);
   }
-  return { tun: openTun({ name: device, vnetHdr: true, persist: true }), existing };
+  // A multi-queue device takes more queues from anyone: a device with queues attached belongs to a running process.
+  if (existing?.tun && existing.tun.queues > 0) {
+    throw new Error(`${device} exists and another process holds it (${existing.tun.queues} queue(s) attached): is another agent running?`);
+  }
+  const open = () => openTun({ name: device, vnetHdr: true, persist: true, queues });
+  if (existing?.tun && !existing.tun.multiQueue) {
+    linkDelete(device);
+    return { tun: open(), existing: null, recreated: true };
+  }
+  return { tun: open(), existing, recreated: false };
 }
 
 /**

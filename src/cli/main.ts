@@ -22,7 +22,7 @@ program
   .allowExcessArguments(true)
   .addHelpText("after", `
 Keys (as flags too): --node-name, --cluster-cidr, --subnet-len, --subnet, --public-ip, --public-ip-wait, --vni, --port,
---vtep-mac, --device, --registry-type, --registry-path, --socket, --state-dir, --metrics, --max-peers
+--vtep-mac, --device, --registry-type, --registry-path, --socket, --state-dir, --metrics, --max-peers, --queues
 
 Example:
   weft agent --config /etc/weft/agent.json

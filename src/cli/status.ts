@@ -35,6 +35,7 @@ export async function runStatus(opts: { socket: string; json: boolean }): Promis
   }
   const drops = Object.entries(s.counters).filter(([k, v]) => k.includes("_drop_") && v > 0);
   console.log(`\ncounters  tx ${s.counters.tx_passed ?? 0} packets in → ${s.counters.tx_datagrams_out ?? 0} datagrams; rx ${s.counters.rx_datagrams_in ?? 0} datagrams → ${s.counters.rx_packets_out ?? 0} packets (${s.counters.rx_coalesced ?? 0} coalesced)`);
+  console.log(`queues    ${s.queues.map((q) => `#${q.queue} tx ${q.txPacketsIn} rx ${q.rxDatagramsIn}`).join("  ")}`);
   console.log(`drops     ${drops.length ? drops.map(([k, v]) => `${k}=${v}`).join(" ") : "none"}`);
   return 0;
 }

@@ -2,7 +2,7 @@
 // the agent works with a typed, canonical AgentConfig; every refusal names the key, what is wrong and what is expected.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { resolve } from "node:path";
 import {
   type Cidr, cidrContains, cidrToString, formatIPBytes, formatMAC, parseCIDR, parseIPAny, parseIPv4, parseIPv6, parseMAC,
@@ -57,6 +57,8 @@ export interface AgentConfig {
   metrics: { host: string; port: number };
   /** Bound on peers; the dataplane's peer tables are sized from it. */
   maxPeers: number;
+  /** TUN queues, each with its own worker thread, core and sockets (docs/agent.md, "Queues"). */
+  queues: number;
 }
 
 export interface LoadOptions {
@@ -89,12 +91,23 @@ export const DEFAULTS = {
   maxPeers: 8192,
 } as const;
 
+/** The most TUN queues weft opens (the kernel allows 256; one worker thread each). */
+export const MAX_QUEUES = 64;
+
+/**
+ * One queue per two cores, at most 8: each queue is a worker thread that can keep a core busy, and on a small machine the
+ * kernel's own half of the path (the Pods' sockets, veths, softirqs) needs the other core (docs/agent.md, "Queues").
+ */
+export function defaultQueues(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(8, Math.floor(cores / 2)));
+}
+
 type Kind = "string" | "integer" | "object";
 const KEYS: Record<string, Kind> = {
   nodeName: "string", clusterCIDR: "string", subnetLen: "integer", subnet: "string", publicIP: "string", publicIPWait: "integer",
   clusterCIDRv6: "string", subnetLenV6: "integer", subnetV6: "string", publicIPv6: "string",
   vni: "integer", port: "integer", vtepMAC: "string", device: "string", registry: "object",
-  socket: "string", stateDir: "string", metrics: "string", maxPeers: "integer",
+  socket: "string", stateDir: "string", metrics: "string", maxPeers: "integer", queues: "integer",
 };
 const REGISTRY_KEYS: Record<RegistryConfig["type"], string[]> = {
   file: ["type", "path"],
@@ -255,6 +268,7 @@ export function validateAgentConfig(raw: Raw, options: LoadOptions = {}): AgentC
     stateDir: checkPath("stateDir", str("stateDir") ?? DEFAULTS.stateDir),
     metrics: parseListenAddress("metrics", str("metrics") ?? DEFAULTS.metrics),
     maxPeers: checkRange("maxPeers", int("maxPeers") ?? DEFAULTS.maxPeers, 1, MAX_PEERS, "the most peers this node keeps"),
+    queues: checkRange("queues", int("queues") ?? defaultQueues(), 1, MAX_QUEUES, "the number of TUN queues (worker threads)"),
   };
 }
 

@@ -33,6 +33,8 @@ export class WeftMetrics {
   private readonly drops = this.counter("weft_drops_total", "Packets dropped by the packet core, by direction and reason", ["direction", "reason"]);
   private readonly events = this.counter("weft_core_events_total", "The packet core's other counters (packets in/out, GSO splits, GRO merges...)", ["event"]);
   private readonly peers = new Gauge({ name: "weft_peers", help: "Peers known to the dataplane", registers: [this.registry] });
+  private readonly queuePackets = this.counter("weft_queue_packets_total",
+    "Packets each TUN queue's worker took in: direction tx = read from its TUN queue, rx = datagrams from its UDP socket", ["queue", "direction"]);
   private readonly refusals = this.counter("weft_peer_records_refused_total", "Node records refused as peers, by reason (each refusal counted once, not on every re-list)", ["reason"]);
   private readonly refusedNow = new Gauge({ name: "weft_peer_records_refused_current", help: "Node records refused as peers right now, by reason", labelNames: ["reason"], registers: [this.registry] });
   private readonly offload = new Gauge({ name: "weft_offload", help: "1 when the offload mode is on, 0 when off", labelNames: ["mode"], registers: [this.registry] });
@@ -72,6 +74,15 @@ export class WeftMetrics {
       this.peerRxBytes.inc({ peer: p.nodeName }, p.rxBytes);
     }
     this.peers.set(peers.length);
+  }
+
+  /** Each queue's intake, from its worker's counters (queue number = index). */
+  updateQueues(queues: readonly Record<string, number>[]): void {
+    this.queuePackets.reset();
+    queues.forEach((q, queue) => {
+      this.queuePackets.inc({ queue: String(queue), direction: "tx" }, q.tx_packets_in ?? 0);
+      this.queuePackets.inc({ queue: String(queue), direction: "rx" }, q.rx_datagrams_in ?? 0);
+    });
   }
 
   /** A node record was refused as a peer (docs/agent.md lists the reasons). */

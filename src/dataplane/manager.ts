@@ -1,5 +1,5 @@
-// The main thread's side of the dataplane: starts one TX and one RX worker per TUN queue, tells them about peers, and keeps
-// the latest counters they report. Packets never touch this thread.
+// The main thread's side of the dataplane: starts one worker per TUN queue (each serving both directions), tells them
+// about peers, and keeps the latest counters they report. Packets never touch this thread.
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { EventEmitter } from "node:events";
 import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerTotals, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
@@ -13,28 +13,41 @@ interface Running {
   stopped: Promise<void>;
 }
 
-export interface DataplaneStats {
+/** What one queue's worker last reported. */
+interface QueueReport {
   counters: Record<string, number>;
+  peerCounters: BigUint64Array;
+  batches: { tx: number[]; rx: number[] };
+  peerSeq: number;
+}
+
+export interface DataplaneStats {
+  /** Summed over the queues. */
+  counters: Record<string, number>;
+  /** Each queue's own counters, by queue number: how the kernel spread the flows. */
+  queues: Record<string, number>[];
   peers: Map<number, PeerTotals>;
-  /** Packets per batch, recent batches: TX reads per encap, RX messages per decap. */
+  /** Packets per batch, recent batches, summed over the queues: TX reads per encap, RX messages per decap. */
   batches: { tx: number[]; rx: number[] };
 }
 
 export class Dataplane extends EventEmitter {
   private readonly workers: Running[] = [];
-  private readonly counters = { tx: {} as Record<string, number>, rx: {} as Record<string, number> };
-  private readonly peerCounters: { tx: BigUint64Array; rx: BigUint64Array } = { tx: new BigUint64Array(0), rx: new BigUint64Array(0) };
-  private readonly batches = { tx: [] as number[], rx: [] as number[] };
+  private reports: QueueReport[] = [];
   private readonly peers = new Map<number, PeerEntry>();
-  /** The update that last carried each peer, and the last update each worker applied: live = applied by both. */
+  /** The update that last carried each peer: live = applied by every queue. */
   private readonly sentIn = new Map<number, number>();
-  private readonly appliedSeq = { tx: 0, rx: 0 };
   private seq = 0;
 
-  /** Starts the workers; resolves when both have loaded their cores and begun their loops. */
-  async start(common: Omit<WorkerInit, "role">): Promise<void> {
-    for (const role of ["tx", "rx"] as const) this.workers.push(this.spawn({ ...common, role }));
+  /** Starts a worker per queue; resolves when all have loaded their cores and begun their loops. */
+  async start(queues: readonly WorkerInit[]): Promise<void> {
+    this.reports = queues.map(() => ({ counters: {}, peerCounters: new BigUint64Array(0), batches: { tx: [], rx: [] }, peerSeq: 0 }));
+    for (const init of queues) this.workers.push(this.spawn(init));
     await Promise.all(this.workers.map((w) => w.ready));
+  }
+
+  get queueCount(): number {
+    return this.workers.length;
   }
 
   private spawn(init: WorkerInit): Running {
@@ -44,13 +57,14 @@ export class Dataplane extends EventEmitter {
     let readyReject!: (e: Error) => void;
     const ready = new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej)));
     const stopped = new Promise<void>((res) => worker.once("exit", () => res()));
+    const name = `queue ${init.queue} worker`;
     worker.on("message", (m: WorkerMessage) => {
       if (m.type === "ready") readyResolve();
       else if (m.type === "report") this.absorb(m);
-      else if (m.type === "warning") this.emit("warning", new Error(`${m.role} worker: ${m.message}`));
+      else if (m.type === "warning") this.emit("warning", new Error(`${name}: ${m.message}`));
       else if (m.type === "error") {
-        readyReject(new Error(`${m.role} worker: ${m.message}`));
-        this.emit("error", new Error(`${m.role} worker: ${m.message}`));
+        readyReject(new Error(`${name}: ${m.message}`));
+        this.emit("error", new Error(`${name}: ${m.message}`));
       }
     });
     worker.on("error", (err) => {
@@ -63,11 +77,8 @@ export class Dataplane extends EventEmitter {
   }
 
   private absorb(m: Extract<WorkerMessage, { type: "report" }>): void {
-    this.counters[m.role] = m.counters;
-    this.peerCounters[m.role] = m.peerCounters;
-    this.batches[m.role] = m.batches;
-    this.appliedSeq[m.role] = m.peerSeq;
-    this.emit("report", m.role);
+    this.reports[m.queue] = { counters: m.counters, peerCounters: m.peerCounters, batches: m.batches, peerSeq: m.peerSeq };
+    this.emit("report", m.queue);
   }
 
   private broadcast(msg: ControlMessage): void {
@@ -79,7 +90,7 @@ export class Dataplane extends EventEmitter {
     return this.peers.get(index);
   }
 
-  /** Sends one update to both workers: peers to set (new or changed, by index) and indexes to free. */
+  /** Sends one update to every queue: peers to set (new or changed, by index) and indexes to free. */
   applyPeers(changes: Omit<PeerUpdate, "seq">): void {
     const seq = ++this.seq;
     for (const index of changes.remove) {
@@ -93,29 +104,34 @@ export class Dataplane extends EventEmitter {
     this.broadcast({ type: "peers", seq, set: changes.set, remove: changes.remove });
   }
 
-  /** TX counters come from the TX worker's core, RX counters from the RX worker's; per-peer totals when asked for. */
+  /** Counters summed over the queues, each queue's own, and per-peer totals when asked for. */
   stats(withPeers = true): DataplaneStats {
     const counters: Record<string, number> = {};
-    for (const [k, v] of Object.entries(this.counters.tx)) if (k.startsWith("tx_")) counters[k] = v;
-    for (const [k, v] of Object.entries(this.counters.rx)) if (k.startsWith("rx_")) counters[k] = v;
+    const batches = { tx: [] as number[], rx: [] as number[] };
+    for (const r of this.reports) {
+      for (const [k, v] of Object.entries(r.counters)) counters[k] = (counters[k] ?? 0) + v;
+      for (const dir of ["tx", "rx"] as const) r.batches[dir].forEach((n, b) => (batches[dir][b] = (batches[dir][b] ?? 0) + n));
+    }
     const peers = new Map<number, PeerTotals>();
     if (withPeers) for (const index of this.peers.keys()) peers.set(index, this.peerTotals(index));
-    return { counters, peers, batches: { tx: this.batches.tx, rx: this.batches.rx } };
+    return { counters, queues: this.reports.map((r) => r.counters), peers, batches };
   }
 
-  /** A peer's traffic: what the TX worker sent to it, what the RX worker took from it (zero before their first report). */
+  /** A peer's traffic over all queues (zero before their first report). */
   peerTotals(index: number): PeerTotals {
     const at = index * PEER_COUNTER_FIELDS;
-    const tx = this.peerCounters.tx;
-    const rx = this.peerCounters.rx;
-    const read = (a: BigUint64Array, i: number) => (i < a.length ? Number(a[i]) : 0);
-    return { txPackets: read(tx, at), txBytes: read(tx, at + 1), rxPackets: read(rx, at + 2), rxBytes: read(rx, at + 3) };
+    const sum = (field: number) => {
+      let total = 0;
+      for (const r of this.reports) if (at + field < r.peerCounters.length) total += Number(r.peerCounters[at + field]);
+      return total;
+    };
+    return { txPackets: sum(0), txBytes: sum(1), rxPackets: sum(2), rxBytes: sum(3) };
   }
 
-  /** Whether both workers have applied this peer as last sent. */
+  /** Whether every queue has applied this peer as last sent. */
   isLive(index: number): boolean {
     const seq = this.sentIn.get(index);
-    return seq !== undefined && this.appliedSeq.tx >= seq && this.appliedSeq.rx >= seq;
+    return seq !== undefined && this.reports.length > 0 && this.reports.every((r) => r.peerSeq >= seq);
   }
 
   async stop(): Promise<void> {

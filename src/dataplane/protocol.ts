@@ -1,18 +1,24 @@
 // Messages between the agent's main thread and its dataplane workers. Control only: packets never cross threads.
 import type { Identity } from "../core/index.js";
 
-/** What a worker needs to start: its role, the file descriptors it drives, and how to configure its core. */
+/**
+ * What a queue worker needs to start: its TUN queue, its own sockets, and how to configure its core. One worker serves one
+ * TUN queue in both directions (docs/architecture.md): TUN → UDP and UDP → TUN in one loop, one core.
+ */
 export interface WorkerInit {
-  role: "tx" | "rx";
+  /** The queue's number, 0 … queues − 1: names the worker in reports and errors. */
+  queue: number;
+  /** This queue's file descriptor on the multi-queue TUN device. */
   tunFd: number;
-  /** The socket bound to the VXLAN port: RX receives on it. */
+  /** This queue's socket in the SO_REUSEPORT group on the VXLAN port: it receives the flows the kernel hashes to it. */
   udpFd: number;
   /**
-   * TX sends from these, bound to consecutive ports from the core's sourcePortBase: the group whose flow hash picked
+   * The queue sends from these, bound to consecutive ports from the core's sourcePortBase: the group whose flow hash picked
    * source port base + i goes out of txFds[i], so the outer source port carries the inner flow's entropy (docs/wire.md).
+   * Every queue has its own set (SO_REUSEPORT on the same ports), so queues never share a socket.
    */
   txFds: number[];
-  /** The UDP socket's address family (selects the sockaddr layout for sendmmsg/recvmmsg). */
+  /** The UDP sockets' address family (selects the sockaddr layout for sendmmsg/recvmmsg). */
   udpFamily: 4 | 6;
   /** The underlay port peers listen on (destination of every datagram we send). */
   peerPort: number;
@@ -52,9 +58,10 @@ export type ControlMessage =
   | { type: "stop" };
 
 export type WorkerMessage =
-  | { type: "ready"; role: "tx" | "rx" }
+  | { type: "ready"; queue: number }
   | {
-    type: "report"; role: "tx" | "rx"; counters: Record<string, number>; batches: number[];
+    /** `batches` is the batch-size histogram, TX reads then RX messages (BATCH_BUCKETS + 1 buckets each). */
+    type: "report"; queue: number; counters: Record<string, number>; batches: { tx: number[]; rx: number[] };
     /**
      * The core's per-peer counters as they sit in its memory (PEER_COUNTER_FIELDS per index, up to the highest index in
      * use): one copy, read only when someone asks, so a report costs the same with 5 peers and with 50,000.
@@ -63,10 +70,10 @@ export type WorkerMessage =
     /** The last peer update applied. */
     peerSeq: number;
   }
-  | { type: "error"; role: "tx" | "rx"; message: string }
+  | { type: "error"; queue: number; message: string }
   /** Something the worker could not do but survived (a route that did not fit); the agent logs it. */
-  | { type: "warning"; role: "tx" | "rx"; message: string }
-  | { type: "stopped"; role: "tx" | "rx" };
+  | { type: "warning"; queue: number; message: string }
+  | { type: "stopped"; queue: number };
 
 /** Per-peer counter fields, in the core's order (assembly/engine/counters.ts). */
 export const PEER_COUNTER_FIELDS = 4;

@@ -1,13 +1,11 @@
-// A dataplane worker thread: one loop, one WASM core, blocking in poll and otherwise running batches.
-//   tx: TUN → read until empty (≤ batch) → core.encap → one sendmmsg (UDP_SEGMENT per group) → ICMP errors back to TUN
-//   rx: UDP → one recvmmsg (UDP_GRO) → core.decap → one write per (super-)packet to TUN
-// Syscalls read and write WASM linear memory directly; JS touches only descriptors, once per message or group.
+// A dataplane worker thread: one TUN queue, one WASM core, one loop serving both directions (docs/architecture.md). It
+// blocks in poll on its TUN queue and its UDP socket and otherwise runs batches (paths.ts): a request that arrives from the
+// underlay and the reply the kernel hands back on the same queue are handled without waking another thread.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { Core, OUT_PKT, RX_MSG, SLOT_SIZE, TX_GROUP, type PeerOpSpec } from "../core/index.js";
-import { EAGAIN, MSG_DONTWAIT, POLLIN, SysError, lastErrno, libc, nativeBase, pollFd } from "../sys/libc.js";
-import { MsgBatch } from "../sys/msgbatch.js";
+import { Core, type PeerOpSpec } from "../core/index.js";
+import { POLLIN, PollSet } from "../sys/libc.js";
 import { sockaddr } from "../sys/sockaddr.js";
-import { BATCH_BUCKETS } from "./buckets.js";
+import { QueuePaths } from "./paths.js";
 import { PEER_COUNTER_FIELDS, type ControlMessage, type PeerEntry, type PeerUpdate, type WorkerInit, type WorkerMessage } from "./protocol.js";
 
 const POLL_MS = 50;
@@ -26,36 +24,8 @@ const routeOwner = new Map<string, number>();
 let peerSeq = 0;
 /** Peer updates received and not yet wholly applied, oldest first; `next` is the first of its `set` still to do. */
 const backlog: { update: PeerUpdate; next: number }[] = [];
-const batchHistogram = new Array<number>(BATCH_BUCKETS.length + 1).fill(0);
-let base = nativeBase(core.memory.buffer);
-let buffer = core.memory.buffer;
 let running = true;
-/** Failures of the syscalls around the core, reported with its counters. */
-const io = { tx_send_errors: 0, tx_send_stalls: 0, rx_tun_write_errors: 0, tx_tun_write_errors: 0 };
-
-/** RX: one entry per slot. */
-const msgs = new MsgBatch({ capacity: init.batch, expandSegments: false });
-/** TX: one batch per source-port socket, each with room for the groups of a full batch (two per 64 KiB super-packet). */
-const sends = init.role === "tx" ? init.txFds.map((fd) => ({ fd, batch: new MsgBatch({ capacity: init.batch * 4, expandSegments: !init.gso }) })) : [];
-const sportBase = init.identity.sourcePortBase ?? 0;
-
-/** Route inserts may grow WASM memory, which moves it: re-derive native addresses. */
-function refreshBase(): void {
-  if (core.memory.buffer === buffer) return;
-  buffer = core.memory.buffer;
-  base = nativeBase(buffer);
-  if (init.role === "rx") armReceive();
-}
-
-function armReceive(): void {
-  for (let i = 0; i < init.batch; i++) msgs.setBuffer(i, base + core.at.rxIn + i * SLOT_SIZE, SLOT_SIZE);
-}
-
-function recordBatch(n: number): void {
-  let b = 0;
-  while (b < BATCH_BUCKETS.length && n > BATCH_BUCKETS[b]) b++;
-  batchHistogram[b]++;
-}
+const paths = new QueuePaths(init, core, (index) => peers.get(index)?.dest);
 
 function routesOf(p: PeerEntry): string[] {
   return [p.subnet, p.subnetV6].filter((r): r is string => r !== undefined);
@@ -104,14 +74,14 @@ function applyPeerChunk(): void {
       if (old) for (const r of routesOf(old.entry)) if (!routes.includes(r)) dropRoute(r, p.index);
       peers.set(p.index, { entry: p, dest });
     } catch (err) {
-      post({ type: "warning", role: init.role, message: `peer ${p.nodeName} (index ${p.index}): ${(err as Error).message}` });
+      post({ type: "warning", queue: init.queue, message: `peer ${p.nodeName} (index ${p.index}): ${(err as Error).message}` });
     }
   }
   const ignored = core.applyPeers(ops);
   if (work.next >= work.update.set.length) {
     backlog.shift();
     peerSeq = work.update.seq;
-    if (ignored > 0) post({ type: "warning", role: init.role, message: `the core left out ${ignored} peer changes (a shared address?)` });
+    if (ignored > 0) post({ type: "warning", queue: init.queue, message: `the core left out ${ignored} peer changes (a shared address?)` });
   }
 }
 
@@ -124,7 +94,7 @@ function handleControl(): void {
   if (backlog.length === 0) return;
   const seq = peerSeq;
   applyPeerChunk();
-  refreshBase();
+  paths.refresh();
   // Tell the main thread at once which peers are live here (status waits on it), not at the next periodic report.
   if (peerSeq !== seq && running) report();
 }
@@ -133,96 +103,35 @@ function report(): void {
   let top = -1;
   for (const index of peers.keys()) if (index > top) top = index;
   const peerCounters = new BigUint64Array(core.memory.buffer, core.at.peerCounters, (top + 1) * PEER_COUNTER_FIELDS).slice();
-  const m: WorkerMessage = { type: "report", role: init.role, counters: { ...core.counters(), ...io }, batches: [...batchHistogram], peerCounters, peerSeq };
+  const m: WorkerMessage = {
+    type: "report", queue: init.queue, counters: { ...core.counters(), ...paths.io },
+    batches: { tx: [...paths.histogram.tx], rx: [...paths.histogram.rx] }, peerCounters, peerSeq,
+  };
   parentPort!.postMessage(m, [peerCounters.buffer]);
-}
-
-// ---- TX -----------------------------------------------------------------------------------------------------------------
-
-function txBatch(): void {
-  const view = core.view;
-  let n = 0;
-  while (n < init.batch) {
-    const r = libc.read(init.tunFd, base + core.at.txIn + n * SLOT_SIZE, SLOT_SIZE);
-    if (r <= 0) {
-      if (r < 0 && lastErrno() !== EAGAIN) throw new SysError("read", lastErrno(), "TUN");
-      break;
-    }
-    view.setUint32(core.at.txInLen + 4 * n, r, true);
-    n++;
-  }
-  if (n === 0) return;
-  recordBatch(n);
-  const groups = core.exports.encap(n);
-  for (let g = 0; g < groups; g++) {
-    const d = core.at.txGroups + g * TX_GROUP.STRIDE;
-    const peer = peers.get(view.getUint16(d + TX_GROUP.PEER, true));
-    if (!peer) continue;
-    const segCount = view.getUint16(d + TX_GROUP.SEG_COUNT, true);
-    const address = base + core.at.txOut + view.getUint32(d + TX_GROUP.OFFSET, true);
-    const length = view.getUint32(d + TX_GROUP.LENGTH, true);
-    const segSize = segCount > 1 ? view.getUint16(d + TX_GROUP.SEG_SIZE, true) : 0;
-    const out = sends[(view.getUint16(d + TX_GROUP.SPORT, true) - sportBase) % sends.length];
-    // A batch of 64 super-packets makes ~128 groups: send each full sendmmsg and go on.
-    if (!out.batch.add(peer.dest, address, length, segSize)) {
-      send(out);
-      out.batch.add(peer.dest, address, length, segSize);
-    }
-  }
-  for (const out of sends) send(out);
-  const replies = core.exports.txReplyCount();
-  for (let k = 0; k < replies; k++) {
-    const d = core.at.txReplyDesc + k * OUT_PKT.STRIDE;
-    if (libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true)) < 0) {
-      io.tx_tun_write_errors++;
-    }
-  }
-}
-
-/** One sendmmsg for what a socket's batch holds. */
-function send(out: { fd: number; batch: MsgBatch }): void {
-  const b = out.batch;
-  if (b.count === 0) return;
-  // A refused entry (EMSGSIZE, ENETUNREACH…) is skipped by sendBatch and counted here; a socket that stays full past the
-  // wait drops the rest of the batch, like a full qdisc would.
-  if (b.sendBatch(out.fd) < b.count) io.tx_send_stalls++;
-  io.tx_send_errors += b.failed;
-  b.clear();
-}
-
-// ---- RX -----------------------------------------------------------------------------------------------------------------
-
-function rxBatch(): void {
-  const m = msgs.recvBatch(init.udpFd, init.batch, MSG_DONTWAIT);
-  if (m === 0) return;
-  recordBatch(m);
-  const view = core.view;
-  const u8 = core.u8;
-  for (let i = 0; i < m; i++) {
-    const d = core.at.rxInDesc + i * RX_MSG.STRIDE;
-    view.setUint32(d + RX_MSG.LENGTH, msgs.length(i), true);
-    view.setUint32(d + RX_MSG.SEG_SIZE, init.gro ? msgs.segmentSize(i) : 0, true);
-    msgs.copySource(i, u8, d + RX_MSG.SRC_ADDR);
-  }
-  const out = core.exports.decap(m);
-  for (let k = 0; k < out; k++) {
-    const d = core.at.rxOutDesc + k * OUT_PKT.STRIDE;
-    if (libc.write(init.tunFd, base + view.getUint32(d + OUT_PKT.OFFSET, true), view.getUint32(d + OUT_PKT.LENGTH, true)) < 0) {
-      io.rx_tun_write_errors++;
-    }
-  }
 }
 
 // ---- the loop -----------------------------------------------------------------------------------------------------------
 
+const POLL_TUN = 0;
+const POLL_UDP = 1;
+
 function run(): void {
-  if (init.role === "rx") armReceive();
-  const fd = init.role === "tx" ? init.tunFd : init.udpFd;
-  const step = init.role === "tx" ? txBatch : rxBatch;
-  post({ type: "ready", role: init.role });
+  const poll = new PollSet([init.tunFd, init.udpFd], POLLIN);
+  post({ type: "ready", queue: init.queue });
   let nextReport = Date.now() + init.reportMs;
   while (running) {
-    if (pollFd(fd, POLLIN, backlog.length > 0 ? 0 : POLL_MS) !== 0) step();
+    if (poll.wait(backlog.length > 0 ? 0 : POLL_MS) > 0) {
+      let tx = poll.revents(POLL_TUN) !== 0;
+      let rx = poll.revents(POLL_UDP) !== 0;
+      while (tx || rx) {
+        const read = tx ? paths.tx() : 0;
+        const received = rx ? paths.rx() : 0;
+        // A full batch leaves more behind; what RX wrote into the TUN queue may have been answered at once (the kernel
+        // hands a local reply to the queue that delivered the request): look again there before sleeping.
+        tx = read === init.batch || received > 0;
+        rx = received === init.batch;
+      }
+    }
     handleControl();
     const now = Date.now();
     if (now >= nextReport) {
@@ -231,12 +140,12 @@ function run(): void {
     }
   }
   report();
-  post({ type: "stopped", role: init.role });
+  post({ type: "stopped", queue: init.queue });
 }
 
 try {
   handleControl();
   run();
 } catch (err) {
-  post({ type: "error", role: init.role, message: err instanceof Error ? err.message : String(err) });
+  post({ type: "error", queue: init.queue, message: err instanceof Error ? err.message : String(err) });
 }

@@ -337,7 +337,8 @@ export class Lab {
     }
   }
 
-  startAgent(n: LabNode): void {
+  /** Starts node n's agent; `extra` keys go over the lab's config for this start only. */
+  startAgent(n: LabNode, extra: Record<string, unknown> = {}): void {
     const dir = join(this.dir, `node${n.index}`);
     mkdirSync(dir, { recursive: true });
     n.socket = join(dir, "weft.sock");
@@ -354,7 +355,10 @@ export class Lab {
       socket: n.socket,
       stateDir: join(dir, "state"),
       metrics: "127.0.0.1:0",
+      // `npm test` runs the dataplane tests once with the agents' default and once more with WEFT_LAB_QUEUES=2.
+      ...(process.env.WEFT_LAB_QUEUES ? { queues: Number(process.env.WEFT_LAB_QUEUES) } : {}),
       ...this.opts.agentConfig,
+      ...extra,
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
     n.agent = spawnInNetns(n.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n.configFile], n.logFile);

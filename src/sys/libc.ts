@@ -215,6 +215,40 @@ export function pollFd(fd: number, events: number, timeoutMs: number): number {
   return r === 0 ? 0 : pollView.getUint16(6, true);
 }
 
+/**
+ * A fixed set of descriptors to wait on together (a queue worker waits on its TUN queue and its UDP socket): one array of
+ * struct pollfd made once, so a wait allocates nothing.
+ */
+export class PollSet {
+  private readonly view: DataView;
+  private readonly address: number;
+
+  constructor(private readonly fds: readonly number[], events: number) {
+    const buffer = new ArrayBuffer(8 * fds.length);
+    this.view = new DataView(buffer);
+    this.address = nativeBase(buffer);
+    fds.forEach((fd, i) => {
+      this.view.setInt32(8 * i, fd, true);
+      this.view.setInt16(8 * i + 4, events, true);
+    });
+  }
+
+  /** Waits up to `timeoutMs` (−1: forever); returns how many descriptors are ready (0 on timeout or a signal). */
+  wait(timeoutMs: number): number {
+    for (let i = 0; i < this.fds.length; i++) this.view.setInt16(8 * i + 6, 0, true);
+    const r = libc.poll(this.address, this.fds.length, timeoutMs);
+    if (r >= 0) return r;
+    const errno = koffi.errno();
+    if (errno === EINTR) return 0;
+    throw new SysError("poll", errno, `fds ${this.fds.join(",")}`);
+  }
+
+  /** What the last wait found on descriptor i (POLLIN, POLLERR…), 0 if nothing. */
+  revents(i: number): number {
+    return this.view.getUint16(8 * i + 6, true);
+  }
+}
+
 /** An int option value as the bytes setsockopt/ioctl want. */
 export function intBytes(value: number): Uint8Array {
   const b = new Uint8Array(4);

@@ -19,6 +19,37 @@ export interface LinkInfo {
   up: boolean;
   /** IFLA_INFO_KIND ("veth", "tun", …) when the link has one. */
   kind?: string;
+  /** For kind "tun" (TUN and TAP both), what the kernel says of it (IFLA_TUN_*, Linux 4.15 and later). */
+  tun?: TunLinkInfo;
+}
+
+export interface TunLinkInfo {
+  /** "tun" (IFF_TUN, layer 3) or "tap" (IFF_TAP). */
+  type: "tun" | "tap";
+  multiQueue: boolean;
+  persist: boolean;
+  /** Queues attached now: > 0 while some process holds the device. */
+  queues: number;
+}
+
+// <linux/if_link.h> IFLA_TUN_*.
+const IFLA_TUN_TYPE = 3;
+const IFLA_TUN_PERSIST = 6;
+const IFLA_TUN_MULTI_QUEUE = 7;
+const IFLA_TUN_NUM_QUEUES = 8;
+const IFF_TUN = 1;
+
+function parseTunInfo(data: Uint8Array | undefined): TunLinkInfo | undefined {
+  if (!data) return undefined;
+  const a = parseAttrs(data);
+  const type = a.get(IFLA_TUN_TYPE)?.[0];
+  if (type === undefined) return undefined;
+  return {
+    type: type === IFF_TUN ? "tun" : "tap",
+    multiQueue: a.get(IFLA_TUN_MULTI_QUEUE)?.[0] === 1,
+    persist: a.get(IFLA_TUN_PERSIST)?.[0] === 1,
+    queues: attrU32(a.get(IFLA_TUN_NUM_QUEUES)) ?? 0,
+  };
 }
 
 /** A network namespace: a path, an `ip netns` name, or an open fd (left open). */
@@ -37,7 +68,10 @@ function parseLink(m: NlMessage): LinkInfo {
   const dv = new DataView(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
   const attrs = parseAttrs(m.payload, IFINFOMSG_SIZE);
   const info = attrs.get(IFLA_LINKINFO);
+  const infoAttrs = info ? parseAttrs(info) : undefined;
+  const kind = attrString(infoAttrs?.get(IFLA_INFO_KIND));
   const flags = dv.getUint32(8, true);
+  const tun = kind === "tun" ? parseTunInfo(infoAttrs?.get(IFLA_INFO_DATA)) : undefined;
   return {
     index: dv.getInt32(4, true),
     name: attrString(attrs.get(IFLA_IFNAME)) ?? "",
@@ -45,7 +79,8 @@ function parseLink(m: NlMessage): LinkInfo {
     txQueueLen: attrU32(attrs.get(IFLA_TXQLEN)) ?? 0,
     flags,
     up: (flags & IFF_UP) !== 0,
-    kind: info ? attrString(parseAttrs(info).get(IFLA_INFO_KIND)) : undefined,
+    kind,
+    ...(tun && { tun }),
   };
 }
 

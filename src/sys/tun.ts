@@ -57,6 +57,8 @@ export interface TunOptions {
   vnetHdr: boolean;
   /** IFF_MULTI_QUEUE: opening the same name again (same options) attaches one more queue, one fd per worker. */
   multiQueue?: boolean;
+  /** Queues to attach now (implies multiQueue when given): `queueFds` holds one fd each, `fd` is the first. */
+  queues?: number;
   /** The best mode to try (default "vnet+tso+uso"); the search falls back below it. */
   maxMode?: TunMode;
   nonBlocking?: boolean;
@@ -69,6 +71,8 @@ export interface TunOptions {
 
 export interface TunDevice {
   readonly fd: number;
+  /** One fd per attached queue (just `fd` on a single-queue device). */
+  readonly queueFds: readonly number[];
   /** The name the kernel gave the device. */
   readonly name: string;
   readonly vnetHdr: boolean;
@@ -137,7 +141,9 @@ function negotiateVnet(fd: number, candidates: readonly TunMode[]): TunMode | nu
  * device stays until its link is deleted, and an existing one is attached to (the kernel takes the new flags and offloads).
  */
 export function openTun(opts: TunOptions): TunDevice {
-  const base = IFF_TUN | IFF_NO_PI | (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
+  const queues = opts.queues ?? 1;
+  if (!Number.isInteger(queues) || queues < 1 || queues > 256) throw new Error(`TUN queues out of range (1-256): ${queues}`);
+  const base = IFF_TUN | IFF_NO_PI | (opts.multiQueue || opts.queues !== undefined ? IFF_MULTI_QUEUE : 0);
   const first = opts.vnetHdr ? TUN_MODES.indexOf(opts.maxMode ?? "vnet+tso+uso") : TUN_MODES.indexOf("plain");
   if (first < 0) throw new Error(`unknown TUN mode: ${JSON.stringify(opts.maxMode)}`);
   let opened: { fd: number; name: string } | null = null;
@@ -153,26 +159,32 @@ export function openTun(opts: TunOptions): TunDevice {
     }
   }
   opened ??= attach(opts.name, base);
-  if (opts.persist && libc.ioctlValue(opened.fd, TUNSETPERSIST, 1) < 0) {
-    const errno = lastErrno();
-    libc.close(opened.fd);
-    throw new SysError("ioctl", errno, `TUNSETPERSIST ${opened.name}`);
+  const fds = [opened.fd];
+  try {
+    if (opts.persist && libc.ioctlValue(opened.fd, TUNSETPERSIST, 1) < 0) throw new SysError("ioctl", lastErrno(), `TUNSETPERSIST ${opened.name}`);
+    // The header size and offloads belong to the device: later queues only attach with the same flags.
+    for (let q = 1; q < queues; q++) fds.push(attach(opened.name, base | (mode === "plain" ? 0 : IFF_VNET_HDR)).fd);
+  } catch (err) {
+    for (const fd of fds) libc.close(fd);
+    throw err;
   }
-  const device = new Tun(opened.fd, opened.name, mode);
+  const device = new Tun(fds, opened.name, mode);
   if (opts.nonBlocking) device.setNonBlocking(true);
   return device;
 }
 
 class Tun implements TunDevice {
   readonly fd: number;
+  readonly queueFds: readonly number[];
   readonly name: string;
   readonly vnetHdr: boolean;
   readonly offloads: TunOffloads;
   readonly mode: TunMode;
   private closed = false;
 
-  constructor(fd: number, name: string, mode: TunMode) {
-    this.fd = fd;
+  constructor(fds: number[], name: string, mode: TunMode) {
+    this.fd = fds[0];
+    this.queueFds = fds;
     this.name = name;
     this.mode = mode;
     this.vnetHdr = mode !== "plain";
@@ -208,12 +220,12 @@ class Tun implements TunDevice {
   }
 
   setNonBlocking(on: boolean): void {
-    setNonBlocking(this.fd, on);
+    for (const fd of this.queueFds) setNonBlocking(fd, on);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeFd(this.fd);
+    for (const fd of this.queueFds) closeFd(fd);
   }
 }

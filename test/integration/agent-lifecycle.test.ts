@@ -124,6 +124,46 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
       `added route ${CLUSTER} dev weft0`]);
   });
 
+  it("a restart with another queue count re-attaches to the same weft0 with that many queues", async () => {
+    const n1 = lab.nodes[0];
+    const ifindex = () => (JSON.parse(lab.exec(n1.ns, "ip", ["-j", "link", "show", "weft0"])) as { ifindex: number }[])[0].ifindex;
+    const before = ifindex();
+    expect(await lab.stopAgent(n1, "SIGTERM")).toBe(0);
+    const configured = (JSON.parse(readFileSync(n1.configFile!, "utf8")) as { queues?: number }).queues;
+    const queues = configured === 2 ? 1 : 2;
+    try {
+      lab.startAgent(n1, { queues });
+      await expectWorking(n1);
+      expect(ifindex()).toBe(before);
+      const s = await pollStatus(n1.socket!, (st) => st.ready, "node1 ready");
+      expect(s.queues).toHaveLength(queues);
+    } finally {
+      expect(await lab.stopAgent(n1, "SIGTERM")).toBe(0);
+      lab.startAgent(n1);
+    }
+    await expectWorking(n1);
+  });
+
+  it("a single-queue weft0 left by an older agent is made again as a multi-queue device; a TAP of that name is refused", async () => {
+    const n1 = lab.nodes[0];
+    expect(await lab.stopAgent(n1, "SIGTERM")).toBe(0);
+    lab.exec(n1.ns, "ip", ["link", "del", "weft0"]);
+    lab.exec(n1.ns, "ip", ["tuntap", "add", "dev", "weft0", "mode", "tap"]);
+    const tap = spawnIn(n1.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n1.configFile!]);
+    const refused = await tap.done;
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/weft config: device: .*weft0 exists and is a TAP device, not weft's TUN/);
+    expect(lab.exec(n1.ns, "ip", ["-d", "link", "show", "weft0"])).toMatch(/tun type tap/);
+    lab.exec(n1.ns, "ip", ["link", "del", "weft0"]);
+    // `ip tuntap add` without multi_queue makes the persistent single-queue TUN an older agent would have left.
+    lab.exec(n1.ns, "ip", ["tuntap", "add", "dev", "weft0", "mode", "tun", "vnet_hdr"]);
+    expect(lab.exec(n1.ns, "ip", ["-d", "link", "show", "weft0"])).not.toMatch(/multi_queue/);
+    lab.startAgent(n1);
+    await expectWorking(n1);
+    expect(lab.exec(n1.ns, "ip", ["-d", "link", "show", "weft0"])).toMatch(/tun type tun .*multi_queue/);
+    expect(log(n1)).toMatch(/the existing device was single-queue: made it again as a multi-queue device/);
+  });
+
   it("a second agent for a device another agent holds refuses to start and says why", async () => {
     const n1 = lab.nodes[0];
     const config = JSON.parse(readFileSync(n1.configFile!, "utf8")) as Record<string, unknown>;
@@ -133,7 +173,7 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
     const p = spawnIn(n1.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", file]);
     const r = await p.done;
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/weft config: device: .*TUNSETIFF weft0 .*another process holds it.*EBUSY/);
+    expect(r.stderr).toMatch(/weft config: device: .*weft0 exists and another process holds it \(\d+ queue\(s\) attached\)/);
     expect(ping(lab.pod(1).ns, lab.pod(2).ip, 2)).toBe(2);
   });
 
@@ -147,7 +187,7 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
     expect(code).toBe(1);
     // The lab copies the agent's output into its log asynchronously: give the last lines a moment to land.
     for (let i = 0; i < 40 && !/dataplane failed/.test(log(n1)); i++) await sleep(50);
-    expect(log(n1)).toMatch(/dataplane failed: tx worker: read TUN: EBADFD/);
+    expect(log(n1)).toMatch(/dataplane failed: queue 0 worker: read TUN queue 0: EBADFD/);
     expect(existsSync(n1.socket!)).toBe(false);
     // Without weft0 its route is gone, and the blackhole holds the cluster network.
     expect(routes(n1)).toEqual([`blackhole ${CLUSTER} metric 4294967295`]);

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseMAC } from "../../src/net/addr.js";
-import { ConfigError, deriveVtepMAC, loadAgentConfig } from "../../src/control/config.js";
+import { ConfigError, defaultQueues, deriveVtepMAC, loadAgentConfig } from "../../src/control/config.js";
 import { tempDir } from "./fixtures-control/helpers.js";
 
 const opts = { hostname: () => "host-a" };
@@ -40,6 +40,7 @@ describe("defaults", () => {
       stateDir: "/var/lib/weft",
       metrics: { host: "127.0.0.1", port: 9464 },
       maxPeers: 8192,
+      queues: defaultQueues(),
     });
   });
 
@@ -91,6 +92,12 @@ describe("flags", () => {
   it("take the peer bound as --max-peers or maxPeers", () => {
     expect(loadAgentConfig(undefined, { ...minimal, "max-peers": "20000" }, opts).maxPeers).toBe(20000);
     expect(loadAgentConfig(file({ ...minimal, maxPeers: 65536 }), {}, opts).maxPeers).toBe(65536);
+  });
+
+  it("take the TUN queue count as --queues or queues; the default is one queue per two cores, 1 to 8", () => {
+    expect(loadAgentConfig(undefined, { ...minimal, queues: "3" }, opts).queues).toBe(3);
+    expect(loadAgentConfig(file({ ...minimal, queues: 64 }), {}, opts).queues).toBe(64);
+    expect([1, 2, 3, 4, 8, 16, 64].map((cores) => defaultQueues(cores))).toEqual([1, 1, 1, 2, 4, 8, 8]);
   });
 
   it("switch the registry type with a fresh registry object", () => {
@@ -211,6 +218,9 @@ const refusals: Refusal[] = [
   { name: "metrics with a port above 65535", key: "metrics", flags: { ...minimal, metrics: "127.0.0.1:99999" } },
   { name: "metrics with a bad IPv4 host", key: "metrics", flags: { ...minimal, metrics: "300.0.0.1:9464" } },
   { name: "maxPeers 0", key: "maxPeers", flags: { ...minimal, "max-peers": "0" } },
+  { name: "queues 0", key: "queues", flags: { ...minimal, queues: "0" } },
+  { name: "queues above 64", key: "queues", file: { ...minimal, queues: 65 } },
+  { name: "queues not an integer", key: "queues", file: { ...minimal, queues: 1.5 } },
   { name: "maxPeers above the 16-bit peer index", key: "maxPeers", file: { ...minimal, maxPeers: 65537 } },
   { name: "a device name too long", key: "device", flags: { ...minimal, device: "weft-0123456789abc" } },
   { name: "a device name with a slash", key: "device", flags: { ...minimal, device: "we/ft" } },

@@ -28,6 +28,17 @@ describe("WeftMetrics", () => {
     expect(text).toContain("weft_peers 1");
   });
 
+  it("exports each queue's intake by queue and direction, replacing rather than adding", async () => {
+    const m = new WeftMetrics({ processMetrics: false });
+    m.updateQueues([{ tx_packets_in: 1, rx_datagrams_in: 2 }, { tx_packets_in: 3, rx_datagrams_in: 4 }]);
+    m.updateQueues([{ tx_packets_in: 5, rx_datagrams_in: 6 }, { tx_packets_in: 7, rx_datagrams_in: 8 }]);
+    const text = await m.text();
+    expect(text).toContain('weft_queue_packets_total{queue="0",direction="tx"} 5');
+    expect(text).toContain('weft_queue_packets_total{queue="0",direction="rx"} 6');
+    expect(text).toContain('weft_queue_packets_total{queue="1",direction="tx"} 7');
+    expect(text).toContain('weft_queue_packets_total{queue="1",direction="rx"} 8');
+  });
+
   it("counts refused node records by reason, and shows those refused now", async () => {
     const m = new WeftMetrics({ processMetrics: false });
     m.countRefusal("underlay_address");
