@@ -1,16 +1,14 @@
 // Parsing of `weft bench`'s list-valued flags: plain functions that turn the text into values or throw a message naming
 // the flag, so bench/main.ts only wires them to commander.
+import { MAX_QUEUES } from "../control/config.js";
 
-/** Agent TUN queues a weft run may ask for (the agent's `queues` key, docs/agent.md). */
-export const MAX_BENCH_QUEUES = 16;
-
-/** `--queues 1,2,4`: distinct queue counts, each an integer from 1 to MAX_BENCH_QUEUES, in the order given. */
+/** `--queues 1,2,4`: distinct queue counts in the order given, each one the agent's `queues` key takes (docs/agent.md). */
 export function parseQueueCounts(text: string): number[] {
   const items = text.split(",").map((s) => s.trim());
   const counts: number[] = [];
   for (const item of items) {
-    if (!/^\d+$/.test(item) || Number(item) < 1 || Number(item) > MAX_BENCH_QUEUES) {
-      throw new Error(`--queues: ${JSON.stringify(item)} is not a queue count: expected integers from 1 to ${MAX_BENCH_QUEUES}, comma-separated (e.g. 1,2)`);
+    if (!/^\d+$/.test(item) || Number(item) < 1 || Number(item) > MAX_QUEUES) {
+      throw new Error(`--queues: ${JSON.stringify(item)} is not a queue count: expected integers from 1 to ${MAX_QUEUES}, comma-separated (e.g. 1,2)`);
     }
     if (counts.includes(Number(item))) throw new Error(`--queues: ${item} is listed twice`);
     counts.push(Number(item));
