@@ -166,9 +166,13 @@ export function accountUdp(path: UdpPath, before: UdpSnapshot, after: UdpSnapsho
   }, ["sender_node_SndbufErrors", "sender_underlay_tx_dropped", "receiver_underlay_rx_dropped", "vxlan_socket_drops"]);
   stages.push(underlay);
   if (tx && rx) {
-    // A sendmmsg that stays full past its wait drops the rest of its batch (tx_send_stalls): no kernel counter sees those.
-    const gap = (tx.tx_datagrams_out ?? 0) - (rx.rx_datagrams_in ?? 0) - underlay.lost;
-    stages.push(stage("weft sendmmsg → recvmmsg, uncounted", { datagrams_sent_not_received: gap }, ["datagrams_sent_not_received"], { weft: true }));
+    // Datagrams weft sent and weft never received. The kernel counts a dropped UDP_GRO skb once however many datagrams it
+    // held, so its counters say where but not how many: without send stalls, all of them were lost in the underlay. A
+    // sendmmsg that stays full past its wait drops the rest of its batch (tx_send_stalls), which no kernel counter sees.
+    const gap = (tx.tx_datagrams_out ?? 0) - (rx.rx_datagrams_in ?? 0);
+    underlay.counters.weft_sent_not_received = gap;
+    if ((tx.tx_send_stalls ?? 0) === 0) underlay.lost = Math.max(underlay.lost, gap);
+    else stages.push(stage("weft send stalls", { datagrams: gap - underlay.lost, tx_send_stalls: tx.tx_send_stalls }, ["datagrams"], { weft: true }));
     stages.push(stage("weft RX (receiver agent)", {
       rx_datagrams_in: rx.rx_datagrams_in ?? 0, rx_packets_out: rx.rx_packets_out ?? 0, rx_drops: sumMatching(rx, /^rx_drop_/),
       rx_tun_write_errors: rx.rx_tun_write_errors ?? 0,
