@@ -11,8 +11,8 @@ import { nthAddress, parseCIDR } from "../net/addr.js";
 import type { AgentConfig } from "../control/config.js";
 import type { Logger } from "../control/log.js";
 import type { NodeRecord } from "../control/registry/index.js";
-import { type LinkInfo, addrAdd, addrDel, linkAddresses, linkDelete, linkFind, linkSetMtu, linkSetTxQueueLen, linkSetUp,
-  routeDel, routeList, routeReplace } from "../sys/netlink.js";
+import { type LinkInfo, addrAdd, addrDel, linkAddresses, linkDelete, linkFind, linkSetMtu, linkSetUp, routeDel,
+  routeList, routeReplace } from "../sys/netlink.js";
 import { openTun, type TunDevice } from "../sys/tun.js";
 import { sysctlPath } from "../sys/sysctl.js";
 
@@ -21,12 +21,6 @@ export const RTPROT_WEFT = 57;
 /** The blackhole's metric: the last resort, below any route a node could have for the cluster network. */
 export const BLACKHOLE_METRIC = 0xffffffff;
 const RTPROT_KERNEL = 2;
-/**
- * Packets weft0's ring holds for the dataplane to read (txqueuelen; the kernel's TUN default is 500). A TUN drops what
- * does not fit, and 500 packets last 2 ms of a small-packet flood: shorter than a worker waits for a core on a busy node,
- * so a full ring dropped what the worker would have carried once it ran (docs/agent.md, "Start-up").
- */
-export const TUN_TX_QUEUE_LEN = 5000;
 
 /**
  * weft0 as opened: the device with one fd per queue, and the link that was there before (a previous agent's), or null when
@@ -63,7 +57,7 @@ export function openOverlayTun(device: string, queues: number): OverlayTun {
 }
 
 /**
- * Makes weft0's MTU, queue length, addresses, routes and the blackhole routes what `config` and the leased `record` say; what had to
+ * Makes weft0's MTU, addresses, routes and the blackhole routes what `config` and the leased `record` say; what had to
  * change on an adopted device is logged.
  */
 export function configureOverlayDevice({ tun, existing }: OverlayTun, config: AgentConfig, record: NodeRecord, mtu: number,
@@ -71,8 +65,6 @@ export function configureOverlayDevice({ tun, existing }: OverlayTun, config: Ag
   const fixed: string[] = [];
   if (existing && existing.mtu !== mtu) fixed.push(`mtu ${existing.mtu} → ${mtu}`);
   linkSetMtu(tun.name, mtu);
-  if (existing && existing.txQueueLen !== TUN_TX_QUEUE_LEN) fixed.push(`txqueuelen ${existing.txQueueLen} → ${TUN_TX_QUEUE_LEN}`);
-  linkSetTxQueueLen(tun.name, TUN_TX_QUEUE_LEN);
   // Without an IPv6 Pod subnet, IPv6 on weft0 would only send link-local chatter (router solicitations, MLD) that the
   // core must drop as spoofed.
   const ipv6Knob = sysctlPath(`net/ipv6/conf/${tun.name}/disable_ipv6`);

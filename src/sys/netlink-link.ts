@@ -1,6 +1,6 @@
 // Link operations on an open rtnetlink socket: query, up/down, attributes, delete, veth pairs.
 import { SysError, closeFd } from "./libc.js";
-import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD, IFLA_TXQLEN,
+import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD,
   NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, type NlMessage, NlRequest, RTM_DELLINK, RTM_GETLINK,
   RTM_NEWLINK, VETH_INFO_PEER, attrString, attrU32, ifinfomsg, parseAttrs } from "./netlink-msg.js";
 import type { Rtnl } from "./netlink-socket.js";
@@ -12,8 +12,6 @@ export interface LinkInfo {
   index: number;
   name: string;
   mtu: number;
-  /** The device's transmit queue length (txqueuelen): for a TUN, the packets its ring holds for the reader. */
-  txQueueLen: number;
   /** IFF_* flags. */
   flags: number;
   up: boolean;
@@ -76,7 +74,6 @@ function parseLink(m: NlMessage): LinkInfo {
     index: dv.getInt32(4, true),
     name: attrString(attrs.get(IFLA_IFNAME)) ?? "",
     mtu: attrU32(attrs.get(IFLA_MTU)) ?? 0,
-    txQueueLen: attrU32(attrs.get(IFLA_TXQLEN)) ?? 0,
     flags,
     up: (flags & IFF_UP) !== 0,
     kind,

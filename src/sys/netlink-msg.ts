@@ -49,7 +49,6 @@ export const RTA_TABLE = 15;
 // <linux/if_link.h>, <linux/veth.h>, <linux/if.h>, <linux/if_addr.h>
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
-export const IFLA_TXQLEN = 13;
 export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_FD = 28;
 export const IFLA_INFO_KIND = 1;

@@ -6,7 +6,7 @@ import { type LinkInfo, type NetnsRef, type VethSpec, createVeth, deleteLink, fi
   setLinkUp, withNetnsFd } from "./netlink-link.js";
 import { type AddressInfo, type RouteInfo, type RouteSpec, type Underlay, addAddress, addRoute, deleteAddress, deleteRoute,
   findUnderlay, listAddresses, listRoutes, replaceRoute } from "./netlink-route.js";
-import { IFLA_IFNAME, IFLA_MTU, IFLA_NET_NS_FD, IFLA_TXQLEN } from "./netlink-msg.js";
+import { IFLA_IFNAME, IFLA_MTU, IFLA_NET_NS_FD } from "./netlink-msg.js";
 import { rtnl } from "./netlink-socket.js";
 
 export { Rtnl, rtnl } from "./netlink-socket.js";
@@ -31,10 +31,6 @@ export const linkDelete = (name: string): void => rtnl((nl) => deleteLink(nl, na
 
 export function linkSetMtu(name: string, mtu: number): void {
   rtnl((nl) => setLink(nl, name, `set mtu ${mtu}`, (req) => req.u32(IFLA_MTU, mtu)));
-}
-
-export function linkSetTxQueueLen(name: string, packets: number): void {
-  rtnl((nl) => setLink(nl, name, `set txqueuelen ${packets}`, (req) => req.u32(IFLA_TXQLEN, packets)));
 }
 
 /** Renames a link (the kernel wants it down). */

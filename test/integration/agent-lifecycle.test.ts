@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Lab, type LabNode } from "../../src/lab/topology.js";
 import { PACKAGE_ROOT } from "../../src/paths.js";
 import { buildInfo } from "../../src/control/version.js";
-import { TUN_TX_QUEUE_LEN } from "../../src/agent/device.js";
 import { isRoot, ping, pollStatus, sleep, spawnIn, waitPing } from "./lib/traffic.js";
 
 const CLUSTER = "10.244.0.0/16";
@@ -18,7 +17,7 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
   let lab: Lab;
   let cniDirs: string;
 
-  const links = (n: LabNode) => JSON.parse(lab.exec(n.ns, "ip", ["-j", "link", "show"])) as { ifname: string; mtu: number; txqlen: number }[];
+  const links = (n: LabNode) => JSON.parse(lab.exec(n.ns, "ip", ["-j", "link", "show"])) as { ifname: string; mtu: number }[];
   const tunLinks = (n: LabNode) => links(n).filter((l) => l.ifname === "weft0");
   const routes = (n: LabNode, dst = CLUSTER) =>
     (JSON.parse(lab.exec(n.ns, "ip", ["-j", "route", "show", dst])) as { type?: string; dst: string; dev?: string; metric?: number }[])
@@ -34,8 +33,6 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
     expect(ping(lab.pod(1).ns, lab.pod(2).ip, 3)).toBe(3);
     expect(ping(lab.pod(2).ns, lab.pod(1).ip, 3)).toBe(3);
     expect(ping(n.ns, lab.pod(2).ip, 2)).toBe(2);
-    // weft0's ring is the agent's length, not the TUN default of 500 that drops a small-packet flood (docs/agent.md).
-    expect(tunLinks(n)[0].txqlen).toBe(TUN_TX_QUEUE_LEN);
     // Exactly one of everything: one weft0 with one address, one cluster route through it, one blackhole below it.
     expect(tunLinks(n)).toHaveLength(1);
     expect(weft0Addresses(n)).toEqual(["10.244.1.0/32"]);
@@ -107,11 +104,11 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
     await expectWorking(n1);
   });
 
-  it("adoption fixes what is wrong on the device: MTU, queue length, a foreign address, a missing cluster route, a stale route", async () => {
+  it("adoption fixes what is wrong on the device: MTU, a foreign address, a missing cluster route, a stale route", async () => {
     const n1 = lab.nodes[0];
     expect(await lab.stopAgent(n1, "SIGTERM")).toBe(0);
     const mtu = tunLinks(n1)[0].mtu;
-    lab.exec(n1.ns, "ip", ["link", "set", "weft0", "mtu", "1280", "txqueuelen", "500"]);
+    lab.exec(n1.ns, "ip", ["link", "set", "weft0", "mtu", "1280"]);
     lab.exec(n1.ns, "ip", ["addr", "add", "10.244.9.0/32", "dev", "weft0"]);
     lab.exec(n1.ns, "ip", ["route", "del", CLUSTER, "dev", "weft0"]);
     lab.exec(n1.ns, "ip", ["route", "add", "10.99.0.0/16", "dev", "weft0"]);
@@ -120,7 +117,7 @@ describe.skipIf(!isRoot)("agent lifecycle: SIGTERM, SIGKILL, restart, adoption, 
     expect(tunLinks(n1)[0].mtu).toBe(mtu);
     expect(routes(n1, "10.99.0.0/16")).toEqual([]);
     const line = log(n1).split("\n").filter((l) => l.includes("adopted the existing device")).at(-1)!;
-    expect(JSON.parse(line).fixed).toEqual([`mtu 1280 → ${mtu}`, `txqueuelen 500 → ${TUN_TX_QUEUE_LEN}`, "removed address 10.244.9.0/32", "removed route 10.99.0.0/16",
+    expect(JSON.parse(line).fixed).toEqual([`mtu 1280 → ${mtu}`, "removed address 10.244.9.0/32", "removed route 10.99.0.0/16",
       `added route ${CLUSTER} dev weft0`]);
   });
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CURRENT_NETNS, POLLIN, SysError, TUN_MODES, type TunDevice, type TunMode, type UdpSocket, addrAdd, addrDel, check, errnoName, libc,
-  linkAddresses, linkDelete, linkFind, linkGet, linkGetMtu, linkIndex, linkList, linkRename, linkSetMtu, linkSetNetns, linkSetTxQueueLen,
+  linkAddresses, linkDelete, linkFind, linkGet, linkGetMtu, linkIndex, linkList, linkRename, linkSetMtu, linkSetNetns,
   linkSetUp, nativeBase, openTun, openUdp, pollFd, routeAdd, routeDel, routeList, routeReplace, underlayFor, vethCreate,
   withNetns,
 } from "../../src/sys/index.js";
@@ -125,8 +125,6 @@ suite("src/sys against the kernel", () => {
         expect(linkGet(host)).toMatchObject({ name: host, mtu: 1400, up: false, kind: "veth" });
         expect(linkFind(peer)).toBeNull();
         linkSetMtu(host, 1450);
-        linkSetTxQueueLen(host, 4321);
-        expect(linkGet(host).txQueueLen).toBe(4321);
         linkSetUp(host);
         addrAdd(host, "10.231.0.1/24");
         addrAdd(host, "fd00:231::1/64", { nodad: true });
