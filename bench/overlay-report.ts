@@ -78,7 +78,7 @@ export function overlayChart(r: OverlayBenchResult): string {
     group("TCP 4 streams", (m) => m.tcp4.gbps, (v) => `${v.toFixed(1)}G`, TARGETS.tcp4),
     group("UDP 64 B pps", (m) => m.udp64.pps, (v) => `${(v / 1e3).toFixed(0)}k`, TARGETS.udp64),
     ...[...new Set(r.modes.flatMap((m) => m.ping.map((p) => p.intervalMs)))].map(pingGroup),
-    group("1 / CPU per Gbit/s (TCP 1)", (m) => (m.tcp1.machineCoresPerGbit ? 1 / m.tcp1.machineCoresPerGbit : undefined), (v) => `${(1 / v).toFixed(2)}c`),
+    group("1 / CPU per Gbit/s", (m) => (m.tcp1.machineCoresPerGbit ? 1 / m.tcp1.machineCoresPerGbit : undefined), (v) => `${(1 / v).toFixed(2)}c`),
   ];
   if (r.cni) {
     const weft = r.modes.find((m) => m.mode === "weft");
