@@ -126,7 +126,7 @@ class Agent {
     await this.openDevice();
 
     this.phase = "publishing the node record";
-    this.registry = createRegistry(c, this.log);
+    this.registry = await createRegistry(c, this.log);
     // Another node holds our subnet now: forwarding on would put two nodes on one subnet.
     this.registry.on("lost", (err) => this.onFatal(err));
     await this.registry.start();

@@ -361,7 +361,8 @@ export class Lab {
       ...extra,
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
-    n.agent = spawnInNetns(n.ns, process.execPath, [join(PACKAGE_ROOT, "bin", "weft"), "agent", "--config", n.configFile], n.logFile);
+    // bin/weft itself, as an installed agent starts (its shebang carries the agent's V8 flags).
+    n.agent = spawnInNetns(n.ns, join(PACKAGE_ROOT, "bin", "weft"), ["agent", "--config", n.configFile], n.logFile);
     this.log(`started weft agent on ${n.ns} (log ${n.logFile})`);
   }
 

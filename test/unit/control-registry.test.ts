@@ -180,19 +180,19 @@ describe("the lock", () => {
 
 describe("createRegistry", () => {
   const base = { nodeName: "node1", publicIP: "10.0.0.1", clusterCIDR: "10.244.0.0/16", subnetLen: 24, vni: 1, port: 8472 };
-  it("builds the file registry", () => {
-    const r = createRegistry({ ...base, registry: { type: "file", path } }, captureLog().log);
+  it("builds the file registry", async () => {
+    const r = await createRegistry({ ...base, registry: { type: "file", path } }, captureLog().log);
     expect(r).toBeInstanceOf(FileRegistry);
   });
-  it("makes an etcd registry for registry.type etcd (it connects on start)", () => {
-    const r = createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "/coreos.com/network", leaseTTL: 60 } }, captureLog().log);
+  it("makes an etcd registry for registry.type etcd (it connects on start)", async () => {
+    const r = await createRegistry({ ...base, registry: { type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "/coreos.com/network", leaseTTL: 60 } }, captureLog().log);
     expect(r).toBeInstanceOf(EtcdRegistry);
   });
-  it("builds the kube registry from the agent's config (without connecting: that is start's job)", () => {
+  it("builds the kube registry from the agent's config (without connecting: that is start's job)", async () => {
     const config = { ...base, registry: { type: "kube" as const }, clusterCIDR: "10.244.0.0/16", subnetLen: 24, publicIP: "10.0.0.1",
       vtepMAC: "02:5e:00:00:00:01", vni: 1 };
-    expect(createRegistry(config, captureLog().log)).toBeInstanceOf(KubeRegistry);
-    expect(() => createRegistry({ nodeName: "node1", registry: { type: "kube" } }, captureLog().log)).toThrow(/needs clusterCIDR/);
+    expect(await createRegistry(config, captureLog().log)).toBeInstanceOf(KubeRegistry);
+    await expect(createRegistry({ nodeName: "node1", registry: { type: "kube" } }, captureLog().log)).rejects.toThrow(/needs clusterCIDR/);
   });
 });
 

@@ -2,12 +2,11 @@
 // (docs/registry-kube.md).
 import type { Logger } from "pino";
 import type { AgentConfig, EtcdRegistryConfig } from "../config.js";
-import { EtcdRegistry } from "./etcd.js";
 import { FileRegistry, type FileRegistryOptions } from "./file.js";
 import { KubeRegistry, type KubeRegistryOptions } from "./kube.js";
 import type { Registry } from "./record.js";
 
-export { EtcdRegistry, type EtcdRegistryOptions } from "./etcd.js";
+export type { EtcdRegistryOptions } from "./etcd.js";
 export { FileRegistry, type FileRegistryOptions } from "./file.js";
 export { KubeRegistry, type KubeRegistryOptions } from "./kube.js";
 export { FileLock, withFileLock, type LockOptions } from "./lock.js";
@@ -20,12 +19,13 @@ export class RegistryNotImplementedError extends Error {}
 /** What the kube registry needs beyond the file registry: the cluster networks to check the Node's podCIDR against. */
 type RegistryKeys = "clusterCIDR" | "subnetLen" | "clusterCIDRv6" | "subnetLenV6" | "publicIP" | "publicIPv6" | "vtepMAC" | "vni" | "port";
 
-export function createRegistry(
+/** The etcd client (grpc-js, protobufjs: ~25 MiB of RSS) is loaded only by an agent whose registry is etcd. */
+export async function createRegistry(
   config: Pick<AgentConfig, "registry" | "nodeName"> & Partial<Pick<AgentConfig, RegistryKeys>>,
   log: Logger,
   fileOptions: Partial<Pick<FileRegistryOptions, "pollMs" | "debounceMs" | "lock">> = {},
   kubeOptions: Partial<Pick<KubeRegistryOptions, "informer" | "waitLogMs">> = {},
-): Registry {
+): Promise<Registry> {
   const registry = config.registry;
   switch (registry.type) {
     case "file":
@@ -52,11 +52,13 @@ export function createRegistry(
   }
 }
 
-function createEtcdRegistry(registry: EtcdRegistryConfig, config: Pick<AgentConfig, "nodeName"> & Partial<Pick<AgentConfig, RegistryKeys>>, log: Logger): Registry {
+async function createEtcdRegistry(registry: EtcdRegistryConfig, config: Pick<AgentConfig, "nodeName"> & Partial<Pick<AgentConfig, RegistryKeys>>,
+  log: Logger): Promise<Registry> {
   const { clusterCIDR, subnetLen, publicIP, vni, port } = config;
   if (clusterCIDR === undefined || subnetLen === undefined || publicIP === undefined || vni === undefined || port === undefined) {
     throw new Error("the etcd registry needs clusterCIDR, subnetLen, publicIP, vni and port from the agent's config");
   }
+  const { EtcdRegistry } = await import("./etcd.js");
   return new EtcdRegistry({
     config: registry,
     nodeName: config.nodeName,
