@@ -52,6 +52,11 @@ function printUdpAccounting(modes: ModeResult[]): void {
       const nonzero = Object.entries(s.counters).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`);
       console.log(`  ${s.stage}${s.device ? ` (${s.device})` : ""}: ${nonzero.length ? nonzero.join(", ") : "0"}`);
     }
+    const q = m.udp64.queues;
+    if (q) {
+      console.log(`  TUN queues, packets read since start: sender ${q.sender.map((x) => `q${x.queue} ${x.txPacketsIn}`).join(", ")}; ` +
+        `datagrams received, receiver ${q.receiver.map((x) => `q${x.queue} ${x.rxDatagramsIn}`).join(", ")}`);
+    }
   }
 }
 

@@ -36,7 +36,20 @@ export interface ModeResult extends ModeFigures {
   queues?: number;
   tcp1: ThroughputFigure & { retransmits?: number };
   tcp4: ThroughputFigure & { retransmits?: number };
-  udp64: ModeFigures["udp64"] & { sent: number; iperfLostPct: number; seconds: number };
+  udp64: ModeFigures["udp64"] & {
+    sent: number;
+    iperfLostPct: number;
+    seconds: number;
+    /** weft: each agent's TUN queues and what each took in (totals since the agent started), after the flood. */
+    queues?: { sender: QueueIntake[]; receiver: QueueIntake[] };
+  };
+}
+
+/** One TUN queue's intake as the agent's status reports it. */
+export interface QueueIntake {
+  queue: number;
+  txPacketsIn: number;
+  rxDatagramsIn: number;
 }
 
 export interface OverlayBenchResult {
@@ -84,9 +97,12 @@ function udpPath(lab: Lab): UdpPath {
 async function udpFlood(lab: Lab, seconds: number): Promise<ModeResult["udp64"]> {
   const path = udpPath(lab);
   const [sender, receiver] = lab.nodes;
+  let queues: ModeResult["udp64"]["queues"];
   const weft = sender.socket && receiver.socket ? async () => {
-    const counters = async (socket: string) => ((await callAgent(socket, { op: "status" })) as { counters: Record<string, number> }).counters;
-    return { sender: await counters(sender.socket!), receiver: await counters(receiver.socket!) };
+    const status = async (socket: string) => (await callAgent(socket, { op: "status" })) as { counters: Record<string, number>; queues: QueueIntake[] };
+    const [s, r] = [await status(sender.socket!), await status(receiver.socket!)];
+    queues = { sender: s.queues, receiver: r.queues };
+    return { sender: s.counters, receiver: r.counters };
   } : undefined;
   const exec = (ns: string, cmd: string, args: string[]) => lab.exec(ns, cmd, args);
   await sleep(COUNTER_SETTLE_MS);
@@ -96,7 +112,7 @@ async function udpFlood(lab: Lab, seconds: number): Promise<ModeResult["udp64"]>
   const after = await snapshotUdpPath(path, exec, weft);
   const received = sum.packets - sum.lost_packets;
   return { pps: received / sum.seconds, sent: sum.packets, iperfLostPct: sum.lost_percent, seconds: sum.seconds,
-    accounting: accountUdp(path, before, after, sum.packets, received) };
+    accounting: accountUdp(path, before, after, sum.packets, received), queues };
 }
 
 function ping(lab: Lab, intervalMs: number, count: number): PingFigure {
