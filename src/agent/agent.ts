@@ -1,6 +1,5 @@
 // `weft agent`: the node's overlay. Reads the config, leases a subnet, creates the TUN device and the underlay socket,
 // starts the dataplane workers, keeps peers in sync with the registry, and serves status and metrics.
-import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { nthAddress, parseCIDR } from "../net/addr.js";
 import { type AgentConfig, ConfigError, loadAgentConfig } from "../control/config.js";
@@ -17,14 +16,13 @@ import type { PeerEntry } from "../dataplane/protocol.js";
 import { BATCH_BUCKETS } from "../dataplane/buckets.js";
 import { sysctlPath } from "../sys/sysctl.js";
 import type { TunDevice } from "../sys/tun.js";
-import { openUdp, type UdpSocket } from "../sys/udp.js";
+import type { UdpSocket } from "../sys/udp.js";
 import { type OverlayTun, configureOverlayDevice, openOverlayTun, removeOverlayDevice } from "./device.js";
 import { PeerIndex, type Refusal } from "./peers.js";
+import { type QueueSockets, closeQueueSockets, openQueueSockets } from "./sockets.js";
 import { awaitUnderlay, checkStateDir, naming, preserveFile } from "./startup.js";
 import { createCniService } from "../cni/service.js";
 
-/** Sockets (and so outer source ports) flows are spread over; docs/wire.md wants the inner flow's entropy in the source port. */
-const SOURCE_PORTS = 8;
 const BATCH = 64;
 const REPORT_MS = 1000;
 /** Updates with more peer changes than this are logged as one line (each peer at debug level). */
@@ -72,11 +70,7 @@ class Agent {
   private overlay?: OverlayTun;
   /** Queue 0's socket on the VXLAN port (what status reports about the underlay socket). */
   private udp?: UdpSocket;
-  /** Each queue's socket in the SO_REUSEPORT group on the VXLAN port. */
-  private rxSockets: UdpSocket[] = [];
-  /** Each queue's sending sockets, bound (SO_REUSEPORT) to sourcePortBase + i. */
-  private txPools: UdpSocket[][] = [];
-  private sourcePortBase = 0;
+  private sockets?: QueueSockets;
   private dataplane?: Dataplane;
   private peers?: PeerIndex;
   private api?: ApiServer;
@@ -122,7 +116,8 @@ class Agent {
     const underlay = await awaitUnderlay(c, this.log, this.aborted.signal);
     this.checkpoint();
     this.mtu = underlay.overlayMtu;
-    await this.openUnderlaySockets();
+    this.sockets = await openQueueSockets(c, this.log);
+    this.udp = this.sockets.rx[0];
     await this.openDevice();
 
     this.phase = "publishing the node record";
@@ -159,18 +154,19 @@ class Agent {
       subnet6: this.record.subnetV6,
       icmpSource4: nthAddress(parseCIDR(this.record.subnet), 0),
       icmpSource6: this.record.subnetV6 ? nthAddress(parseCIDR(this.record.subnetV6), 0) : undefined,
-      sourcePortBase: this.sourcePortBase,
-      sourcePortCount: this.txPools[0].length,
+      sourcePortBase: this.sockets!.sourcePortBase,
+      sourcePortCount: this.sockets!.tx[0].length,
     };
+    const sockets = this.sockets!;
     await this.dataplane.start(this.tun!.queueFds.map((tunFd, queue) => ({
       queue,
       tunFd,
-      udpFd: this.rxSockets[queue].fd,
-      txFds: this.txPools[queue].map((u) => u.fd),
+      udpFd: sockets.rx[queue].fd,
+      txFds: sockets.tx[queue].map((u) => u.fd),
       udpFamily: this.udp!.family,
       peerPort: c.port,
-      gso: this.txPools[queue][0].gso,
-      gro: this.rxSockets[queue].gro,
+      gso: sockets.tx[queue][0].gso,
+      gro: sockets.rx[queue].gro,
       identity,
       maxPeers: c.maxPeers,
       batch: BATCH,
@@ -236,25 +232,6 @@ class Agent {
   }
 
   /**
-   * One socket per queue on publicIP:port (an SO_REUSEPORT group: the kernel hashes each flow to one of them), then the
-   * source-port pools; the VXLAN port taken by another process names `port`.
-   */
-  private async openUnderlaySockets(): Promise<void> {
-    const c = this.config;
-    const family = c.publicIP.includes(":") ? 6 : 4;
-    await naming("port", `cannot bind UDP ${c.publicIP}:${c.port}`, "a UDP port no other process on this address uses", () => {
-      // A socket without SO_REUSEPORT first: binding it fails when anyone holds the port, even another reuse group.
-      openUdp({ family, address: c.publicIP, port: c.port, gro: false, bufferBytes: 4096 }).close();
-      for (let q = 0; q < c.queues; q++) this.rxSockets.push(openUdp({ family, address: c.publicIP, port: c.port, gro: true, reusePort: true }));
-    });
-    this.udp = this.rxSockets[0];
-    if (!this.udp.gso) this.log.warn("UDP_SEGMENT refused by the kernel: one datagram per message in each sendmmsg");
-    if (!this.udp.gro) this.log.warn("UDP_GRO refused by the kernel: one datagram per receive");
-    this.log.debug({ sendBuffer: this.udp.sendBufferBytes, recvBuffer: this.udp.recvBufferBytes, queues: c.queues }, "underlay sockets");
-    this.openSourcePorts();
-  }
-
-  /**
    * The TUN device, attached before the record goes out: a name the kernel refuses (or another process holds) names
    * `device`. It is persistent: a previous agent's weft0 is re-attached to (docs/restarts.md).
    */
@@ -273,38 +250,6 @@ class Agent {
   private configureDevice(): void {
     configureOverlayDevice(this.overlay!, this.config, this.record!, this.mtu, this.log);
     enableForwarding(this.log, !!this.config.clusterCIDRv6);
-  }
-
-  /**
-   * SOURCE_PORTS sending sockets per queue on consecutive ports in 49152–65535 (every queue binds the same ports, with
-   * SO_REUSEPORT), starting where a hash of the node name points (stable across restarts), moving on when a port is taken.
-   * When no run of free ports is found, each queue sends from its socket on the VXLAN port, as flannel's UDP backend does,
-   * and the log says so.
-   */
-  private openSourcePorts(): void {
-    const c = this.config;
-    const family = this.udp!.family;
-    const span = 65536 - 49152 - SOURCE_PORTS;
-    const start = createHash("sha256").update(c.nodeName).digest().readUInt32BE(0) % span;
-    for (let attempt = 0; attempt < 16; attempt++) {
-      const base = 49152 + ((start + attempt * 997) % span);
-      const pools: UdpSocket[][] = [];
-      try {
-        for (let q = 0; q < c.queues; q++) {
-          const pool: UdpSocket[] = [];
-          pools.push(pool);
-          for (let i = 0; i < SOURCE_PORTS; i++) pool.push(openUdp({ family, address: c.publicIP, port: base + i, gro: false, reusePort: true }));
-        }
-        this.txPools = pools;
-        this.sourcePortBase = base;
-        return;
-      } catch {
-        pools.flat().forEach((u) => u.close());
-      }
-    }
-    this.log.warn({ port: c.port }, "no free run of source ports in 49152-65535: sending every flow from the VXLAN port");
-    this.txPools = this.rxSockets.map((u) => [u]);
-    this.sourcePortBase = c.port;
   }
 
   /**
@@ -405,8 +350,8 @@ class Agent {
       vtepMAC: c.vtepMAC,
       device: this.tun.name,
       mtu: this.mtu,
-      offloads: { tun: this.tun.mode, udpSegment: this.txPools[0]?.[0]?.gso ?? false, udpGro: this.udp.gro },
-      sourcePorts: [this.sourcePortBase, this.sourcePortBase + (this.txPools[0]?.length ?? 1) - 1],
+      offloads: { tun: this.tun.mode, udpSegment: this.sockets?.tx[0][0].gso ?? false, udpGro: this.udp.gro },
+      sourcePorts: [this.sockets?.sourcePortBase ?? 0, (this.sockets?.sourcePortBase ?? 0) + (this.sockets?.tx[0].length ?? 1) - 1],
       queues: (stats?.queues ?? []).map((q, queue) => ({ queue, txPacketsIn: q.tx_packets_in ?? 0, rxDatagramsIn: q.rx_datagrams_in ?? 0 })),
       peers: (this.peers?.entries() ?? []).map((p) => {
         const t = stats?.peers.get(p.index) ?? { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
@@ -434,7 +379,7 @@ class Agent {
     await this.cni?.close();
     await this.dataplane?.stop();
     this.tun?.close();
-    for (const u of new Set([...this.txPools.flat(), ...this.rxSockets])) u.close();
+    if (this.sockets) closeQueueSockets(this.sockets);
     await this.api?.close();
     await this.metricsServer?.close();
     await this.registry?.close();
