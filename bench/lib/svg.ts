@@ -4,6 +4,8 @@ export interface ChartGroup {
   label: string;
   /** Per series: the ratio drawn, and the absolute value printed on the bar. */
   bars: { series: string; ratio: number; text: string }[];
+  /** A ratio to reach, drawn as a dashed line across the group. */
+  target?: number;
 }
 
 const COLORS = ["#8c8c8c", "#4c78a8", "#f58518", "#54a24b"];
@@ -19,7 +21,7 @@ export function barChart(title: string, subtitle: string, groups: ChartGroup[]):
   const plotH = 260;
   const width = left + groups.length * groupW + 20;
   const height = top + plotH + 70;
-  const maxRatio = Math.max(1.2, ...groups.flatMap((g) => g.bars.map((b) => b.ratio)));
+  const maxRatio = Math.max(1.2, ...groups.flatMap((g) => [...g.bars.map((b) => b.ratio), g.target ?? 0]));
   const y = (r: number) => top + plotH - (r / maxRatio) * plotH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
@@ -40,6 +42,9 @@ export function barChart(title: string, subtitle: string, groups: ChartGroup[]):
       out.push(`<rect x="${x}" y="${y(b.ratio)}" width="${barW - 4}" height="${h}" fill="${COLORS[si % COLORS.length]}"/>`);
       out.push(`<text x="${x + (barW - 4) / 2}" y="${y(b.ratio) - 4}" text-anchor="middle" font-size="9">${esc(b.text)}</text>`);
     });
+    if (g.target !== undefined) {
+      out.push(`<line x1="${x0 - 4}" x2="${x0 + series.length * barW}" y1="${y(g.target)}" y2="${y(g.target)}" stroke="#d62728" stroke-dasharray="4 3"/>`);
+    }
     out.push(`<text x="${x0 + (series.length * barW) / 2}" y="${top + plotH + 16}" text-anchor="middle">${esc(g.label)}</text>`);
   });
   series.forEach((s, si) => {

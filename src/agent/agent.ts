@@ -107,6 +107,8 @@ class Agent {
       status: () => this.status(),
       peers: () => this.peerSummary(),
       cni: (req) => this.handleCni(req),
+    }, {}, (req, seconds) => {
+      if (req.op === "cni") this.metrics.observeCniRequest((req.env as Record<string, unknown> | undefined)?.CNI_COMMAND, seconds);
     });
     this.checkpoint();
     this.metricsServer = await naming("metrics", `cannot listen on ${c.metrics.host}:${c.metrics.port}`, "a free host:port for /metrics",

@@ -6,10 +6,12 @@ import { type CniContext, delegates, podMtu } from "./context.js";
 import { CniError, ERR } from "./errors.js";
 import { type Attachment, type IpamResult, attachmentKey } from "./ipam.js";
 import { DelegatedIpam } from "./ipam-delegate.js";
+import { Phases } from "./phases.js";
 import { type CniResult, ipFamily, shapeResult } from "./result.js";
 import { removeRecordedVeth } from "./del.js";
 import type { AttachmentRecord } from "./records.js";
-import { type LinkState, type VethPair, configureHost, configurePod, createPair, hostAlias, hostLink, hostVethName, linkIn } from "./wiring.js";
+import { type LinkState, PodNamespace, type VethPair, configureHost, configurePod, createPair, hostAlias, hostVethName, linkOn }
+  from "./wiring.js";
 
 type Undo = () => void | Promise<void>;
 
@@ -32,47 +34,57 @@ class UndoStack {
   }
 }
 
-export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env): Promise<string> {
+export async function cmdAdd(ctx: CniContext, conf: NetConf, env: Env, phases = new Phases()): Promise<string> {
   const containerID = containerIdFrom(env);
   const ifname = ifnameFrom(env);
   const pod = parseCniArgs(env.CNI_ARGS);
   const netns = netnsFrom(env, ctx.ownNetns);
   const attachment: Attachment = { network: conf.name, containerID, ifname };
   const pair: VethPair = { hostVeth: hostVethName(containerID, ifname), netns, ifname, mtu: podMtu(ctx, conf) };
-  ensureInterfaceFree(pair);
-
+  const podNs = PodNamespace.open(netns);
   const key = attachmentKey(attachment);
   ctx.inFlight.add(key);
   const undo = new UndoStack();
   try {
+    ensureInterfaceFree(podNs, pair);
+    phases.lap("checks");
     await removeInterruptedAdd(ctx, attachment);
-    ensureHostNameFree(pair);
+    ensureHostNameFree(ctx, pair);
     const record: AttachmentRecord = { ...attachment, phase: "adding", hostVeth: { name: pair.hostVeth }, netns,
       addresses: [], gateways: [], podRoutes: [], hostRoutes: [] };
     // Written before the first change, so that whatever an agent killed from here on leaves, DEL and GC can find.
-    ctx.records.write(record);
+    ctx.records.create(record);
     undo.push("remove the attachment record", () => ctx.records.remove(attachment));
+    phases.lap("record");
     const ipam = await allocateAddresses(ctx, conf, env, attachment, undo);
-    createPair(pair);
+    phases.lap("ipam");
+    const ends = createPair(ctx.host, podNs, pair);
     undo.push("delete veth", () => removeRecordedVeth(ctx, record).then(() => undefined));
-    const podLink = configurePod(pair, ipam.ips, ipam.routes);
-    const hostLink = configureHost(pair, ipam.ips, hostAlias(conf.name, containerID, ifname));
-    ctx.records.write(completeRecord(record, hostLink, ipam));
-    const result = attachmentResult(pair, hostLink, podLink, ipam, conf);
+    phases.lap("veth");
+    configurePod(podNs, ends.pod, ipam.ips, ipam.routes);
+    phases.lap("pod");
+    configureHost(ctx.host, ends.host, ipam.ips, hostAlias(conf.name, containerID, ifname), ends.pod.index);
+    phases.lap("host");
+    ctx.records.update(completeRecord(record, ends.host, ipam));
+    phases.lap("record added");
+    const result = attachmentResult(pair, ends.host, ends.pod, ipam, conf);
     ctx.log.info({ containerID, ifname, pod: pod.K8S_POD_NAME ? `${pod.K8S_POD_NAMESPACE}/${pod.K8S_POD_NAME}` : undefined,
       ips: ipam.ips.map((ip) => ip.address), hostVeth: pair.hostVeth }, "CNI ADD");
-    return JSON.stringify(shapeResult(result, conf.cniVersion));
+    const output = JSON.stringify(shapeResult(result, conf.cniVersion));
+    phases.lap("result");
+    return output;
   } catch (err) {
     await undo.unwind(ctx.log);
     throw err;
   } finally {
     ctx.inFlight.delete(key);
+    podNs.close();
   }
 }
 
 /** The runtime must not ADD an interface name twice; saying so beats a kernel EEXIST halfway through. */
-function ensureInterfaceFree(pair: VethPair): void {
-  if (linkIn(pair.netns, pair.ifname)) {
+function ensureInterfaceFree(pod: PodNamespace, pair: VethPair): void {
+  if (pod.link(pair.ifname)) {
     throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME: interface ${pair.ifname} already exists in ${pair.netns}; DEL it first or pick another name`);
   }
 }
@@ -116,8 +128,8 @@ async function removeInterruptedAdd(ctx: CniContext, a: Attachment): Promise<voi
 }
 
 /** A link with the host veth's name that no record of ours accounts for is someone else's: not to be deleted or reused. */
-function ensureHostNameFree(pair: VethPair): void {
-  const link = hostLink(pair.hostVeth);
+function ensureHostNameFree(ctx: CniContext, pair: VethPair): void {
+  const link = linkOn(ctx.host, pair.hostVeth);
   if (link) {
     throw new CniError(ERR.IO, `the node already has an interface ${pair.hostVeth} (${link.kind ?? "device"}) that weft did not create; ` +
       "weft names this attachment's host veth so: remove that interface");

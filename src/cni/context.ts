@@ -6,6 +6,7 @@ import type { NetnsId } from "./config.js";
 import type { BuiltinIpam } from "./ipam.js";
 import type { AttachmentRecords } from "./records.js";
 import type { VethReaper } from "./reaper.js";
+import type { Rtnl } from "../sys/netlink.js";
 
 export interface CniServiceOptions {
   /** The node's IPv4 Pod subnet: gateway .1, Pods from .2. */
@@ -27,6 +28,8 @@ export interface CniContext {
   records: AttachmentRecords;
   /** The namespace the service wires host ends in (its own): never a Pod's. */
   ownNetns: NetnsId;
+  /** An rtnetlink socket in that namespace, open as long as the service is. */
+  host: Rtnl;
   reaper: VethReaper;
   /** attachmentKey() of every ADD in progress. */
   inFlight: Set<string>;

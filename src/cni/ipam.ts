@@ -3,16 +3,19 @@
 //   <stateDir>/ipam/10.244.1.0_24/10.244.1.7        "<containerID>\n<ifname>\n<network>\n"
 //   <stateDir>/ipam/10.244.1.0_24/last_reserved_ip  where the next search starts (round robin)
 //
-// A reservation is made by writing the owner into a private temporary file and hard-linking it to the address's name:
+// A reservation is made by writing the owner into a private temporary file (one made ahead, spares.ts) and hard-linking it
+// to the address's name:
 // link(2) fails with EEXIST when the name is taken, so two allocators (threads, processes, a restarted agent) can never
 // hold one address, and the file appears complete or not at all, so a kill -9 never leaves a half-written owner.
 // Nothing is fsynced: a killed process loses nothing the page cache holds, and a power loss takes every Pod (and veth)
 // with it, after which GC reconciles the files with the attachments the runtime still knows. fsync would cost ~2 ms of
 // disk flush per ADD here for no case that needs it.
-import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync,
+  writeSync } from "node:fs";
 import { join } from "node:path";
 import { type Cidr, bigIntToBytes, bytesToBigInt, cidrToString, formatIPBytes, parseCIDR } from "../net/addr.js";
 import { CniError, ERR } from "./errors.js";
+import { SpareFiles, processAlive } from "./spares.js";
 import type { Dns } from "./config.js";
 import type { CniIp, CniRoute } from "./result.js";
 
@@ -33,6 +36,7 @@ export interface Reservation {
 
 const HINT = "last_reserved_ip";
 const TMP_PREFIX = ".tmp-";
+const SPARE_PREFIX = ".spare-";
 
 function parseOwner(text: string): Attachment | null {
   const [containerID, ifname, network] = text.split("\n");
@@ -42,16 +46,6 @@ function parseOwner(text: string): Attachment | null {
 const sameOwner = (a: Attachment | null, b: Attachment): boolean =>
   a !== null && a.network === b.network && a.containerID === b.containerID && a.ifname === b.ifname;
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-let tmpCounter = 0;
 
 /** The reservations of one subnet: Pod addresses from gateway + 1 to the last address before broadcast. */
 export class AddressPool {
@@ -65,6 +59,8 @@ export class AddressPool {
   private readonly owners = new Map<string, Attachment | null>();
   private readonly byKey = new Map<string, string>();
   private lastReserved: bigint | undefined;
+  /** Owners' temporary files, made ahead (spares.ts): <stateDir>/.spare-<pid>-<n>, out of the reservations' directory. */
+  private readonly spares: SpareFiles;
 
   constructor(subnetText: string, stateDir: string) {
     this.subnet = parseCIDR(subnetText);
@@ -77,6 +73,7 @@ export class AddressPool {
     this.last = network + (1n << BigInt(bits - this.subnet.len)) - 2n;
     this.dir = join(stateDir, "ipam", cidrToString(this.subnet).replace("/", "_"));
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.spares = new SpareFiles(stateDir, SPARE_PREFIX);
     this.removeAbandonedTemporaries();
     this.scan();
     this.lastReserved = this.readHint();
@@ -134,8 +131,7 @@ export class AddressPool {
   reserve(a: Attachment): string {
     const existing = this.reservationOf(a);
     if (existing !== undefined && sameOwner(this.readOwner(existing) ?? null, a)) return existing;
-    const tmp = join(this.dir, `${TMP_PREFIX}${process.pid}-${++tmpCounter}`);
-    writeFileSync(tmp, `${a.containerID}\n${a.ifname}\n${a.network}\n`, { flag: "wx", mode: 0o600 });
+    const tmp = this.spares.fill(`${a.containerID}\n${a.ifname}\n${a.network}\n`);
     try {
       const start = this.lastReserved === undefined || this.lastReserved >= this.last ? this.first : this.lastReserved + 1n;
       let candidate = start;
@@ -209,15 +205,26 @@ export class AddressPool {
     }
   }
 
-  // Replaced, never rewritten in place, so a reader (or a restart after kill -9) sees the old hint or the new one.
+  // Written over in place and cut to length, not replaced by rename: ext4 flushes a file renamed over another to disk at
+  // once, which cost more than the rest of the reservation. A process killed between the write and the cut leaves the new
+  // address followed by the tail of a longer old one: no address of the pool, or another one; either is only where the
+  // next search starts.
   private writeHint(ip: string): void {
-    const tmp = join(this.dir, `${TMP_PREFIX}${process.pid}-${++tmpCounter}`);
-    writeFileSync(tmp, ip);
-    renameSync(tmp, join(this.dir, HINT));
+    const fd = openSync(join(this.dir, HINT), constants.O_WRONLY | constants.O_CREAT, 0o600);
+    try {
+      writeSync(fd, ip, 0);
+      ftruncateSync(fd, Buffer.byteLength(ip));
+    } finally {
+      closeSync(fd);
+    }
   }
 
-  /** Temporaries of processes that died mid-reservation (kill -9). */
+  /**
+   * Temporaries of processes that died mid-reservation (kill -9) or with one made ahead; and those an earlier agent made
+   * beside the reservations (<dir>/.tmp-<pid>-<n>).
+   */
   removeAbandonedTemporaries(): void {
+    this.spares.removeAbandoned();
     for (const name of readdirSync(this.dir)) {
       if (!name.startsWith(TMP_PREFIX)) continue;
       const pid = Number(name.slice(TMP_PREFIX.length).split("-")[0]);

@@ -4,12 +4,14 @@
 import { cmdAdd } from "./add.js";
 import { cmdCheck } from "./check.js";
 import { CURRENT_NETNS } from "../sys/netns.js";
+import { Rtnl } from "../sys/netlink.js";
 import { type Env, LATEST_VERSION, netnsIdOf, parseNetConf, peekVersion } from "./config.js";
 import type { CniContext, CniServiceOptions } from "./context.js";
 import { cmdDel } from "./del.js";
 import { CniError, ERR, asCniError, errorOutput } from "./errors.js";
 import { cmdGc } from "./gc.js";
 import { BuiltinIpam } from "./ipam.js";
+import { Phases } from "./phases.js";
 import { VethReaper } from "./reaper.js";
 import { AttachmentRecords } from "./records.js";
 import { cmdStatus, versionInfo } from "./status.js";
@@ -58,13 +60,15 @@ export function createCniService(opts: CniServiceOptions): CniService {
     records: new AttachmentRecords(opts.stateDir),
     // Host veths land in the namespace of the thread that creates the service: the agent's own.
     ownNetns: netnsIdOf(CURRENT_NETNS),
+    host: new Rtnl(),
     inFlight: new Set(),
   };
   const queue = new KeyedQueue();
   const running = new Set<Promise<CniReply>>();
   let closing = false;
+  let closed: Promise<void> | undefined;
 
-  async function dispatch(env: Env, stdin: string): Promise<string> {
+  async function dispatch(env: Env, stdin: string, phases: Phases): Promise<string> {
     const command = env.CNI_COMMAND;
     if (!command) throw new CniError(ERR.INVALID_ENV, "CNI_COMMAND is missing (ADD, DEL, CHECK, GC, STATUS or VERSION)");
     if (command === "VERSION") return versionInfo(stdin);
@@ -72,7 +76,11 @@ export function createCniService(opts: CniServiceOptions): CniService {
     const attachment = `${env.CNI_CONTAINERID ?? ""}/${env.CNI_IFNAME ?? ""}`;
     switch (command) {
       case "ADD":
-        return queue.run(attachment, () => cmdAdd(ctx, parseNetConf(stdin), env));
+        return queue.run(attachment, () => {
+          const conf = parseNetConf(stdin);
+          phases.lap("parse");
+          return cmdAdd(ctx, conf, env, phases);
+        });
       case "DEL":
         return queue.run(attachment, () => cmdDel(ctx, parseNetConf(stdin), env)).then(() => "");
       case "CHECK":
@@ -88,12 +96,13 @@ export function createCniService(opts: CniServiceOptions): CniService {
 
   async function handleOne(req: CniRequest): Promise<CniReply> {
     const started = performance.now();
+    const phases = new Phases();
     const env: Env = { ...(req?.env ?? {}) };
     const stdin = typeof req?.stdin === "string" ? req.stdin : "";
     try {
-      const output = await dispatch(env, stdin);
-      opts.log.debug({ command: env.CNI_COMMAND, containerID: env.CNI_CONTAINERID, ms: +(performance.now() - started).toFixed(2) },
-        "CNI call done");
+      const output = await dispatch(env, stdin, phases);
+      opts.log.debug({ command: env.CNI_COMMAND, containerID: env.CNI_CONTAINERID, ms: +(performance.now() - started).toFixed(3),
+        phases: phases.ms }, "CNI call done");
       return { code: 0, output };
     } catch (err) {
       const e = asCniError(err, `CNI ${env.CNI_COMMAND ?? "call"}`);
@@ -113,9 +122,10 @@ export function createCniService(opts: CniServiceOptions): CniService {
       void reply.finally(() => running.delete(reply));
       return reply;
     },
-    async close() {
+    close() {
       closing = true;
-      await Promise.allSettled([...running]);
+      closed ??= Promise.allSettled([...running]).then(() => ctx.host.close());
+      return closed;
     },
   };
 }

@@ -7,21 +7,20 @@
 //
 // Every function here is synchronous: withNetns switches the calling thread, so nothing may await inside it.
 import { createHash } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
-import { parseCIDR, cidrToString } from "../net/addr.js";
-import { SysError } from "../sys/libc.js";
-import { type RouteInfo, type Rtnl, addAddress, addRoute, createVeth, deleteLink, deleteRoute, listAddresses, listRoutes,
-  replaceRoute, rtnl, setLink, setLinkUp } from "../sys/netlink.js";
+import { writeFileSync } from "node:fs";
+import { SysError, closeFd } from "../sys/libc.js";
+import { type NlOutcome, type NlStep, type RouteInfo, type RouteSpec, Rtnl, UP, addAddressRequest,
+  addRouteRequest, changeLinkRequest, createVethRequest, deleteLink, describeRoute, getLinkRequest, listAddresses, listRoutes,
+  replaceRouteRequest, rtnl, setLink } from "../sys/netlink.js";
 import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, NLM_F_ACK, NLM_F_REQUEST,
-  type NlMessage, NlRequest, RTM_DELLINK, RTM_GETLINK, attrString, attrU32, ifinfomsg, parseAttrs } from "../sys/netlink-msg.js";
-import { withNetns } from "../sys/netns.js";
+  type NlMessage, NlRequest, RTM_DELLINK, attrString, attrU32, ifinfomsg, parseAttrs } from "../sys/netlink-msg.js";
+import { openNetns, withNetns } from "../sys/netns.js";
 import { CniError, ERR } from "./errors.js";
 import type { AttachmentRecord } from "./records.js";
 import { type CniIp, type CniRoute, ipFamily } from "./result.js";
 import { sysctlPath } from "../sys/sysctl.js";
 
 const ENODEV = 19;
-const ESRCH = 3;
 const EINVAL = 22;
 const IFLA_ADDRESS = 1;
 const IFLA_IFALIAS = 20;
@@ -78,8 +77,7 @@ function parseLinkState(m: NlMessage): LinkState {
 
 function findLinkState(nl: Rtnl, name: string): LinkState | null {
   try {
-    const req = new NlRequest(RTM_GETLINK, NLM_F_REQUEST).raw(ifinfomsg({})).string(IFLA_IFNAME, name);
-    return parseLinkState(nl.query(req, `link ${name}`)[0]);
+    return parseLinkState(nl.query(getLinkRequest(name), `link ${name}`)[0]);
   } catch (err) {
     if (err instanceof SysError && err.errno === ENODEV) return null;
     throw err;
@@ -87,9 +85,9 @@ function findLinkState(nl: Rtnl, name: string): LinkState | null {
 }
 
 /** Runs `fn` inside the Pod's namespace; a path that is no network namespace is the runtime's mistake (CNI_NETNS). */
-function inNetns<T>(netns: string, fn: () => T): T {
+function inNetns<T>(netns: string, fn: () => T, fd?: number): T {
   try {
-    return withNetns(netns, fn);
+    return withNetns(fd ?? netns, fn);
   } catch (err) {
     if (err instanceof SysError && err.call === "setns" && err.errno === EINVAL) {
       throw new CniError(ERR.INVALID_ENV, `CNI_NETNS ${netns} is not a network namespace`);
@@ -98,10 +96,42 @@ function inNetns<T>(netns: string, fn: () => T): T {
   }
 }
 
-/** Link `name` in the Pod's namespace, or null. */
-export const linkIn = (netns: string, name: string): LinkState | null => inNetns(netns, () => rtnl((nl) => findLinkState(nl, name)));
+/**
+ * The Pod's network namespace for one ADD: an fd (the veth's Pod end is created through it) and an rtnetlink socket opened
+ * inside it, so that everything ADD asks the Pod's kernel takes no switch of namespace. Closed by whoever opened it.
+ */
+export class PodNamespace {
+  private constructor(readonly path: string, readonly fd: number, readonly nl: Rtnl) {}
+
+  static open(path: string): PodNamespace {
+    const fd = openNetns(path);
+    try {
+      return new PodNamespace(path, fd, inNetns(path, () => new Rtnl(), fd));
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+  }
+
+  /** Link `name` in the Pod, or null. */
+  link(name: string): LinkState | null {
+    return findLinkState(this.nl, name);
+  }
+
+  /** Runs `fn` in the Pod's namespace (a sysctl file resolves in the namespace of the thread that opens it). */
+  run<T>(fn: () => T): T {
+    return inNetns(this.path, fn, this.fd);
+  }
+
+  close(): void {
+    this.nl.close();
+    closeFd(this.fd);
+  }
+}
 
 // ---- ADD ----------------------------------------------------------------------------------------------------------------
+// The Pod's side and the host's side each go to the kernel as one batch of requests (Rtnl.batch): a handful of round
+// trips per ADD instead of two dozen. Requests name links by the index their creation reported.
 
 export interface VethPair {
   hostVeth: string;
@@ -110,9 +140,27 @@ export interface VethPair {
   mtu: number;
 }
 
-/** The pair, the Pod's end created directly inside its namespace under its final name. */
-export function createPair(pair: VethPair): void {
-  rtnl((nl) => createVeth(nl, { name: pair.hostVeth, peer: pair.ifname, peerNetns: pair.netns, mtu: pair.mtu }));
+/** Throws the first refusal of a batch, in the order the requests were sent (later ones depend on earlier ones). */
+function firstError(outcomes: NlOutcome[]): void {
+  const failed = outcomes.find((o) => o.error !== null);
+  if (failed) throw failed.error;
+}
+
+/**
+ * Creates the pair, the Pod's end directly inside its namespace under its final name; returns both ends as the kernel
+ * made them (index, MAC address, MTU).
+ */
+export function createPair(host: Rtnl, pod: PodNamespace, pair: VethPair): { host: LinkState; pod: LinkState } {
+  // One queue each way per end. The kernel's default is one per possible CPU, and each costs the kernel sysfs objects at
+  // creation (~50 µs a pair for each CPU); without XDP on the veth its traffic takes the per-CPU backlog whatever the count.
+  const spec = { name: pair.hostVeth, peer: pair.ifname, mtu: pair.mtu, queues: 1 };
+  const outcomes = host.batch([
+    { req: createVethRequest(spec, pod.fd), what: `veth ${pair.hostVeth} peer ${pair.ifname}` },
+    { req: getLinkRequest(pair.hostVeth), what: `link ${pair.hostVeth}` },
+  ]);
+  firstError(outcomes);
+  const podEnd = pod.nl.query(getLinkRequest(pair.ifname), `link ${pair.ifname} in ${pair.netns}`);
+  return { host: parseLinkState(outcomes[1].replies[0]), pod: parseLinkState(podEnd[0]) };
 }
 
 const hostPrefix = (address: string): string => `${address}/${ipFamily(address) === 4 ? 32 : 128}`;
@@ -120,65 +168,73 @@ const bare = (cidr: string): string => cidr.split("/")[0];
 
 const EEXIST = 17;
 
-function ignoring<T>(errno: number, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof SysError && err.errno === errno) return undefined;
-    throw err;
-  }
-}
-
 /** Each gateway once: two addresses of a family may share one. */
 const gatewaysOf = (ips: CniIp[]): string[] => [...new Set(ips.map((ip) => ip.gateway!))];
 
-/** Loopback up, DAD off, addresses, the gateways' link routes and the routes; returns the Pod interface as it is now. */
-export function configurePod(pair: VethPair, ips: CniIp[], routes: CniRoute[]): LinkState {
-  return inNetns(pair.netns, () => {
-    // An IPv6 address that waits for duplicate address detection is unusable for a second; nothing can duplicate it here.
-    const dad = sysctlPath(`net/ipv6/conf/${pair.ifname}/accept_dad`);
-    if (existsSync(dad)) writeFileSync(dad, "0");
-    return rtnl((nl) => {
-      setLinkUp(nl, "lo", true);
-      setLinkUp(nl, pair.ifname, true);
-      for (const ip of ips) {
-        addAddress(nl, pair.ifname, ip.address, { nodad: ipFamily(ip.address) === 6 });
-        // The kernel's connected route would have the Pod ARP for its neighbours directly, but they sit behind other
-        // veths: every address in the subnet, the gateway aside, must go through the gateway (the ptp trick).
-        ignoring(ESRCH, () => deleteRoute(nl, { dst: cidrToString(parseCIDR(ip.address)), dev: pair.ifname }));
-      }
-      for (const gateway of gatewaysOf(ips)) {
-        try {
-          addRoute(nl, { dst: hostPrefix(gateway), dev: pair.ifname, scope: "link" });
-        } catch (err) {
-          // Another interface of this Pod already routes to the gateway: a second attachment to this node's subnet
-          // (e.g. Multus net1 on another weft network), which routed ptp-style wiring cannot express.
-          if (err instanceof SysError && err.errno === EEXIST) {
-            throw new CniError(ERR.INVALID_CONFIG, `the Pod already has an interface on this node's Pod subnet (a route to ${gateway} exists): ` +
-              "weft attaches one interface per Pod; remove the second weft network from the Pod's networks");
-          }
-          throw err;
-        }
-      }
-      for (const r of routes) {
-        const via = r.gw ?? ips.find((ip) => ipFamily(ip.address) === ipFamily(r.dst))?.gateway;
-        addRoute(nl, { dst: r.dst, dev: pair.ifname, via });
-      }
-      return findLinkState(nl, pair.ifname)!;
-    });
-  });
+/** An IPv6 address that waits for duplicate address detection is unusable for a second; nothing can duplicate it here. */
+function disableDad(ifname: string): void {
+  try {
+    writeFileSync(sysctlPath(`net/ipv6/conf/${ifname}/accept_dad`), "0");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err; // IPv6 is off in the Pod
+  }
 }
 
-/** The host end: its alias, the gateway address(es) as host prefixes, up, and a route to each Pod address. */
-export function configureHost(pair: VethPair, ips: CniIp[], alias: string): LinkState {
-  return rtnl((nl) => {
-    setLink(nl, pair.hostVeth, "set alias", (req) => req.string(IFLA_IFALIAS, alias));
-    for (const gateway of gatewaysOf(ips)) addAddress(nl, pair.hostVeth, hostPrefix(gateway), { nodad: ipFamily(gateway) === 6 });
-    setLinkUp(nl, pair.hostVeth, true);
-    // Replace, not add: a route left by a veth that vanished without its DEL must not block this Pod.
-    for (const ip of ips) replaceRoute(nl, { dst: hostPrefix(bare(ip.address)), dev: pair.hostVeth, scope: "link" });
-    return findLinkState(nl, pair.hostVeth)!;
-  });
+/** Loopback up, DAD off, the Pod's interface up, its addresses, the gateways' link routes and the routes. */
+export function configurePod(pod: PodNamespace, link: LinkState, ips: CniIp[], routes: CniRoute[]): void {
+  pod.run(() => disableDad(link.name));
+  const steps: (NlStep & { gateway?: string })[] = [
+    { req: changeLinkRequest("lo", undefined, UP), what: "set up lo" },
+    { req: changeLinkRequest(link.index, undefined, UP), what: `set up ${link.name}` },
+  ];
+  for (const ip of ips) {
+    // Without the subnet's connected route the Pod would ARP for its neighbours directly, but they sit behind other
+    // veths: every address in the subnet, the gateway aside, must go through the gateway (the ptp trick).
+    const req = addAddressRequest(link.index, ip.address, { nodad: ipFamily(ip.address) === 6, noPrefixRoute: true });
+    steps.push({ req, what: `${ip.address} dev ${link.name}` });
+  }
+  for (const gateway of gatewaysOf(ips)) {
+    const route: RouteSpec = { dst: hostPrefix(gateway), dev: link.name, scope: "link" };
+    steps.push({ req: addRouteRequest(route, link.index), what: describeRoute(route), gateway });
+  }
+  for (const r of routes) {
+    const route: RouteSpec = { dst: r.dst, dev: link.name, via: r.gw ?? ips.find((ip) => ipFamily(ip.address) === ipFamily(r.dst))?.gateway };
+    steps.push({ req: addRouteRequest(route, link.index), what: describeRoute(route) });
+  }
+  const outcomes = pod.nl.batch(steps);
+  const i = outcomes.findIndex((o) => o.error !== null);
+  if (i < 0) return;
+  const { gateway } = steps[i];
+  // Another interface of this Pod already routes to the gateway: a second attachment to this node's subnet (e.g. Multus
+  // net1 on another weft network), which routed ptp-style wiring cannot express.
+  if (gateway !== undefined && outcomes[i].error!.errno === EEXIST) {
+    throw new CniError(ERR.INVALID_CONFIG, `the Pod already has an interface on this node's Pod subnet (a route to ${gateway} exists): ` +
+      "weft attaches one interface per Pod; remove the second weft network from the Pod's networks");
+  }
+  throw outcomes[i].error;
+}
+
+/**
+ * The host end: its alias, the gateway address(es) as host prefixes, up, and a route to each Pod address. `podIndex`: the
+ * Pod end's ifindex (in its own namespace).
+ */
+export function configureHost(host: Rtnl, link: LinkState, ips: CniIp[], alias: string, podIndex: number): void {
+  const steps: NlStep[] = [{ req: changeLinkRequest(link.index, (req) => req.string(IFLA_IFALIAS, alias)), what: `set alias ${link.name}` }];
+  for (const gateway of gatewaysOf(ips)) {
+    const cidr = hostPrefix(gateway);
+    steps.push({ req: addAddressRequest(link.index, cidr, { nodad: ipFamily(gateway) === 6 }), what: `${cidr} dev ${link.name}` });
+  }
+  steps.push({ req: changeLinkRequest(link.index, undefined, UP), what: `set up ${link.name}` });
+  // Replace, not add: a route left by a veth that vanished without its DEL must not block this Pod.
+  for (const ip of ips) {
+    const route: RouteSpec = { dst: hostPrefix(bare(ip.address)), dev: link.name, scope: "link" };
+    steps.push({ req: replaceRouteRequest(route, link.index), what: describeRoute(route) });
+  }
+  // The kernel's link watcher finishes a veth end's carrier change at once when the end's ifindex differs from its peer's.
+  // With the same one on both ends (the first Pod of a node that has nothing but lo) it puts the host end's off for up to
+  // a second: operstate down, no IPv6 link-local address. Asking for the link makes it finish the change now.
+  if (link.index === podIndex) steps.push({ req: getLinkRequest(link.name), what: `link ${link.name}` });
+  firstError(host.batch(steps));
 }
 
 // ---- DEL ----------------------------------------------------------------------------------------------------------------
@@ -239,8 +295,8 @@ export function recordedHostVeth(record: AttachmentRecord): string | null {
   return link.name;
 }
 
-/** Link `name` in the calling thread's namespace (the host's), or null. */
-export const hostLink = (name: string): LinkState | null => rtnl((nl) => findLinkState(nl, name));
+/** Link `name` in the namespace `nl` was opened in, or null. */
+export const linkOn = (nl: Rtnl, name: string): LinkState | null => findLinkState(nl, name);
 
 // ---- CHECK --------------------------------------------------------------------------------------------------------------
 

@@ -29,6 +29,12 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
 
 export type Handler = (request: Record<string, unknown>) => Promise<unknown> | unknown;
 
+/**
+ * Told of every request that was handled: the request, and the seconds from its first bytes read off the socket to the
+ * reply's last byte handed to the kernel (the agent's part of what the client waited for).
+ */
+export type ServedHook = (request: Record<string, unknown>, seconds: number) => void;
+
 export class ApiError extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
@@ -49,6 +55,8 @@ type Phase = "request" | "handling" | "reply";
 
 interface Connection {
   sock: Socket;
+  /** performance.now() when the request's first bytes were read. */
+  arrived: number;
   phase: Phase;
   chunks: Buffer[];
   bytes: number;
@@ -60,14 +68,15 @@ class ConnectionTable {
   private readonly open = new Set<Connection>();
   private buffered = 0;
 
-  constructor(private readonly limits: ApiLimits, private readonly handlers: Record<string, Handler>) {}
+  constructor(private readonly limits: ApiLimits, private readonly handlers: Record<string, Handler>,
+    private readonly onServed?: ServedHook) {}
 
   load() {
     return { connections: this.open.size, bufferedBytes: this.buffered };
   }
 
   accept(sock: Socket): void {
-    const conn: Connection = { sock, phase: "request", chunks: [], bytes: 0 };
+    const conn: Connection = { sock, arrived: 0, phase: "request", chunks: [], bytes: 0 };
     this.open.add(conn);
     sock.on("error", () => sock.destroy());
     sock.on("close", () => this.forget(conn));
@@ -88,6 +97,7 @@ class ConnectionTable {
 
   private receive(conn: Connection, chunk: Buffer): void {
     if (conn.phase !== "request") return;
+    if (conn.chunks.length === 0) conn.arrived = performance.now();
     const nl = chunk.indexOf(0x0a);
     const taken = nl < 0 ? chunk : chunk.subarray(0, nl);
     if (conn.bytes + taken.length > this.limits.maxRequestBytes) {
@@ -111,17 +121,23 @@ class ConnectionTable {
     clearTimeout(conn.timer);
     // Whatever the client sends after its request line stays in the kernel, not here.
     conn.sock.pause();
-    void dispatch(line, this.handlers).then((body) => this.reply(conn, body));
+    void dispatch(line, this.handlers).then(({ request, body }) => this.reply(conn, body, request));
   }
 
-  /** Writes the reply and closes the connection once the kernel has it; a client that does not read loses it at the deadline. */
-  private reply(conn: Connection, body: unknown): void {
+  /**
+   * Writes the reply and closes the connection once the kernel has it; a client that does not read loses it at the
+   * deadline. `request`: the handled request, for the served hook.
+   */
+  private reply(conn: Connection, body: unknown, request?: Record<string, unknown>): void {
     this.release(conn);
     conn.phase = "reply";
     clearTimeout(conn.timer);
     if (conn.sock.destroyed) return;
     conn.timer = setTimeout(() => conn.sock.destroy(), this.limits.replyDeadlineMs);
-    conn.sock.end(JSON.stringify(body) + "\n", () => conn.sock.destroy());
+    conn.sock.end(JSON.stringify(body) + "\n", () => {
+      if (request) this.onServed?.(request, (performance.now() - conn.arrived) / 1000);
+      conn.sock.destroy();
+    });
   }
 
   private release(conn: Connection): void {
@@ -156,30 +172,32 @@ class ConnectionTable {
   }
 }
 
-async function dispatch(line: string, handlers: Record<string, Handler>): Promise<unknown> {
+/** The reply to one request line, and the request when it named a handler. */
+async function dispatch(line: string, handlers: Record<string, Handler>): Promise<{ request?: Record<string, unknown>; body: unknown }> {
   let req: unknown;
   try {
     req = JSON.parse(line);
   } catch {
-    return { ok: false, code: 6, error: "request is not valid JSON" };
+    return { body: { ok: false, code: 6, error: "request is not valid JSON" } };
   }
   if (typeof req !== "object" || req === null || Array.isArray(req) || typeof (req as { op?: unknown }).op !== "string") {
-    return { ok: false, code: 6, error: 'request must be a JSON object with a string "op"' };
+    return { body: { ok: false, code: 6, error: 'request must be a JSON object with a string "op"' } };
   }
-  const op = (req as { op: string }).op;
-  const handler = Object.prototype.hasOwnProperty.call(handlers, op) ? handlers[op] : undefined;
-  if (!handler) return { ok: false, code: 4, error: `unknown op ${JSON.stringify(op)}` };
+  const request = req as Record<string, unknown> & { op: string };
+  const handler = Object.prototype.hasOwnProperty.call(handlers, request.op) ? handlers[request.op] : undefined;
+  if (!handler) return { body: { ok: false, code: 4, error: `unknown op ${JSON.stringify(request.op)}` } };
   try {
-    return { ok: true, result: await handler(req as Record<string, unknown>) };
+    return { request, body: { ok: true, result: await handler(request) } };
   } catch (err) {
     const code = err instanceof ApiError ? err.code : 999;
-    return { ok: false, code, error: err instanceof Error ? err.message : String(err) };
+    return { request, body: { ok: false, code, error: err instanceof Error ? err.message : String(err) } };
   }
 }
 
 /** Serves `handlers` on the unix socket `path` (see api-socket.ts for how the path is claimed). */
-export async function startApiServer(path: string, handlers: Record<string, Handler>, limits: Partial<ApiLimits> = {}): Promise<ApiServer> {
-  const table = new ConnectionTable({ ...DEFAULT_API_LIMITS, ...limits }, handlers);
+export async function startApiServer(path: string, handlers: Record<string, Handler>, limits: Partial<ApiLimits> = {},
+  onServed?: ServedHook): Promise<ApiServer> {
+  const table = new ConnectionTable({ ...DEFAULT_API_LIMITS, ...limits }, handlers, onServed);
   const server = createServer((sock) => table.accept(sock));
   const claimed = await claimSocket(path, server);
   return {

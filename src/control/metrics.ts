@@ -23,6 +23,9 @@ export interface NodeInfo {
 }
 
 export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+/** From a fraction of a millisecond (an ADD served from memory and one batch per namespace) to a slow delegated IPAM. */
+export const CNI_SECONDS_BUCKETS = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+const CNI_COMMANDS = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"] as const;
 
 export class WeftMetrics {
   readonly registry = new Registry();
@@ -44,6 +47,14 @@ export class WeftMetrics {
     help: "Packets (TX: TUN reads, RX: UDP datagrams) per core batch",
     labelNames: ["direction"],
     buckets: BATCH_SIZE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly cniRequests = new Histogram({
+    name: "weft_cni_request_duration_seconds",
+    help: "CNI calls the agent served, from the request's first bytes read off the socket to the reply handed to the kernel",
+    labelNames: ["command"],
+    buckets: CNI_SECONDS_BUCKETS,
     registers: [this.registry],
   });
 
@@ -99,6 +110,12 @@ export class WeftMetrics {
   /** Records `times` batches of `size` packets. */
   observeBatch(direction: "tx" | "rx", size: number, times = 1): void {
     for (let i = 0; i < times; i++) this.batches.observe({ direction }, size);
+  }
+
+  /** A CNI call served in `seconds`; a command that is none of the spec's counts as "invalid" (the label set stays small). */
+  observeCniRequest(command: unknown, seconds: number): void {
+    const known = typeof command === "string" && (CNI_COMMANDS as readonly string[]).includes(command);
+    this.cniRequests.observe({ command: known ? command : "invalid" }, seconds);
   }
 
   /** e.g. { vnet_hdr: true, tso: true, udp_segment: true, udp_gro: false }; modes not named are dropped. */

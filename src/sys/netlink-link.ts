@@ -1,6 +1,7 @@
 // Link operations on an open rtnetlink socket: query, up/down, attributes, delete, veth pairs.
 import { SysError, closeFd } from "./libc.js";
-import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD,
+import { IFF_UP, IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NUM_RX_QUEUES,
+  IFLA_NUM_TX_QUEUES,
   NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, type NlMessage, NlRequest, RTM_DELLINK, RTM_GETLINK,
   RTM_NEWLINK, VETH_INFO_PEER, attrString, attrU32, ifinfomsg, parseAttrs } from "./netlink-msg.js";
 import type { Rtnl } from "./netlink-socket.js";
@@ -60,6 +61,8 @@ export interface VethSpec {
   peerNetns?: NetnsRef;
   /** MTU of both ends. */
   mtu?: number;
+  /** TX and RX queues of each end; absent: the kernel's default (one per possible CPU). */
+  queues?: number;
 }
 
 function parseLink(m: NlMessage): LinkInfo {
@@ -94,8 +97,7 @@ export function withNetnsFd<T>(ns: NetnsRef, fn: (fd: number) => T): T {
 
 /** The link named `name`; SysError ENODEV when there is none. */
 export function getLink(nl: Rtnl, name: string): LinkInfo {
-  const req = new NlRequest(RTM_GETLINK, NLM_F_REQUEST).raw(ifinfomsg({})).string(IFLA_IFNAME, name);
-  return parseLink(nl.query(req, `link ${name}`)[0]);
+  return parseLink(nl.query(getLinkRequest(name), `link ${name}`)[0]);
 }
 
 export function findLink(nl: Rtnl, name: string): LinkInfo | null {
@@ -111,17 +113,35 @@ export function listLinks(nl: Rtnl): LinkInfo[] {
   return nl.query(new NlRequest(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).raw(ifinfomsg({})), "links").map(parseLink);
 }
 
-/** RTM_NEWLINK on an existing link: `fill` adds the attributes to change; `flags` changes IFF_* bits. */
-export function setLink(nl: Rtnl, name: string, what: string, fill: (req: NlRequest) => void,
-  flags?: { flags: number; change: number }): void {
+/** IFF_* bits to change: those in `change` take their value from `flags`. */
+export interface FlagChange {
+  flags: number;
+  change: number;
+}
+
+export const UP: FlagChange = { flags: IFF_UP, change: IFF_UP };
+const DOWN: FlagChange = { flags: 0, change: IFF_UP };
+
+/**
+ * RTM_NEWLINK on an existing link, by index or (an index the caller does not know) by name: `fill` adds the attributes
+ * to change, `flags` changes IFF_* bits. For a batch; setLink sends one.
+ */
+export function changeLinkRequest(link: number | string, fill?: (req: NlRequest) => void, flags?: FlagChange): NlRequest {
+  const byName = typeof link === "string";
   const req = new NlRequest(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK)
-    .raw(ifinfomsg({ index: getLink(nl, name).index, flags: flags?.flags, change: flags?.change }));
-  fill(req);
-  nl.change(req, `${what} ${name}`);
+    .raw(ifinfomsg({ index: byName ? 0 : link, flags: flags?.flags, change: flags?.change }));
+  if (byName) req.string(IFLA_IFNAME, link);
+  fill?.(req);
+  return req;
+}
+
+/** RTM_NEWLINK on an existing link: `fill` adds the attributes to change; `flags` changes IFF_* bits. */
+export function setLink(nl: Rtnl, name: string, what: string, fill: (req: NlRequest) => void, flags?: FlagChange): void {
+  nl.change(changeLinkRequest(getLink(nl, name).index, fill, flags), `${what} ${name}`);
 }
 
 export function setLinkUp(nl: Rtnl, name: string, up: boolean): void {
-  setLink(nl, name, up ? "set up" : "set down", () => {}, { flags: up ? IFF_UP : 0, change: IFF_UP });
+  setLink(nl, name, up ? "set up" : "set down", () => {}, up ? UP : DOWN);
 }
 
 export function deleteLink(nl: Rtnl, name: string): void {
@@ -129,24 +149,35 @@ export function deleteLink(nl: Rtnl, name: string): void {
   nl.change(req, `delete ${name}`);
 }
 
-/** Creates a veth pair: `name` in this namespace, `peer` here or directly inside `peerNetns`. */
-export function createVeth(nl: Rtnl, spec: VethSpec): void {
-  const build = (nsFd: number) => {
-    const req = new NlRequest(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(ifinfomsg({}));
-    req.string(IFLA_IFNAME, spec.name);
-    if (spec.mtu) req.u32(IFLA_MTU, spec.mtu);
-    req.nest(IFLA_LINKINFO, (info) => {
-      info.string(IFLA_INFO_KIND, "veth");
-      info.nest(IFLA_INFO_DATA, (data) => {
-        data.nest(VETH_INFO_PEER, (peer) => {
-          peer.raw(ifinfomsg({})).string(IFLA_IFNAME, spec.peer);
-          if (spec.mtu) peer.u32(IFLA_MTU, spec.mtu);
-          if (nsFd >= 0) peer.u32(IFLA_NET_NS_FD, nsFd);
-        });
+/** The RTM_NEWLINK that creates a veth pair (for a batch; createVeth sends one). `peerNetnsFd`: -1 for this namespace. */
+export function createVethRequest(spec: Omit<VethSpec, "peerNetns">, peerNetnsFd: number): NlRequest {
+  const req = new NlRequest(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(ifinfomsg({}));
+  const sizes = (end: NlRequest) => {
+    if (spec.mtu) end.u32(IFLA_MTU, spec.mtu);
+    if (spec.queues) end.u32(IFLA_NUM_TX_QUEUES, spec.queues).u32(IFLA_NUM_RX_QUEUES, spec.queues);
+  };
+  req.string(IFLA_IFNAME, spec.name);
+  sizes(req);
+  req.nest(IFLA_LINKINFO, (info) => {
+    info.string(IFLA_INFO_KIND, "veth");
+    info.nest(IFLA_INFO_DATA, (data) => {
+      data.nest(VETH_INFO_PEER, (peer) => {
+        peer.raw(ifinfomsg({})).string(IFLA_IFNAME, spec.peer);
+        sizes(peer);
+        if (peerNetnsFd >= 0) peer.u32(IFLA_NET_NS_FD, peerNetnsFd);
       });
     });
-    nl.change(req, `veth ${spec.name} peer ${spec.peer}`);
-  };
-  if (spec.peerNetns === undefined) build(-1);
-  else withNetnsFd(spec.peerNetns, build);
+  });
+  return req;
 }
+
+/** Creates a veth pair: `name` in this namespace, `peer` here or directly inside `peerNetns`. */
+export function createVeth(nl: Rtnl, spec: VethSpec): void {
+  const create = (nsFd: number) => nl.change(createVethRequest(spec, nsFd), `veth ${spec.name} peer ${spec.peer}`);
+  if (spec.peerNetns === undefined) create(-1);
+  else withNetnsFd(spec.peerNetns, create);
+}
+
+/** The RTM_GETLINK that asks for link `name` (for a batch; getLink sends one). */
+export const getLinkRequest = (name: string): NlRequest =>
+  new NlRequest(RTM_GETLINK, NLM_F_REQUEST).raw(ifinfomsg({})).string(IFLA_IFNAME, name);

@@ -51,6 +51,8 @@ export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
 export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_FD = 28;
+export const IFLA_NUM_TX_QUEUES = 31;
+export const IFLA_NUM_RX_QUEUES = 32;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
@@ -61,6 +63,7 @@ export const IFA_FLAGS = 8;
 export const IFA_F_NODAD = 0x02;
 export const IFA_F_DADFAILED = 0x08;
 export const IFA_F_TENTATIVE = 0x40;
+export const IFA_F_NOPREFIXROUTE = 0x200;
 
 const NLMSGHDR_SIZE = 16;
 export const IFINFOMSG_SIZE = 16;
@@ -68,6 +71,8 @@ export const IFADDRMSG_SIZE = 8;
 export const RTMSG_SIZE = 12;
 
 const align4 = (n: number) => (n + 3) & ~3;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 export const MESSAGE_NAMES: Record<number, string> = {
   [RTM_NEWLINK]: "RTM_NEWLINK", [RTM_DELLINK]: "RTM_DELLINK", [RTM_GETLINK]: "RTM_GETLINK",
@@ -108,24 +113,31 @@ export class NlRequest {
   }
 
   attr(type: number, data: Uint8Array): this {
-    const at = this.reserve(4 + data.length);
-    this.dv.setUint16(at, 4 + data.length, true);
-    this.dv.setUint16(at + 2, type, true);
-    this.bytes.set(data, at + 4);
+    this.bytes.set(data, this.header(type, data.length) + 4);
     return this;
   }
 
   u32(type: number, value: number): this {
-    const v = new Uint8Array(4);
-    new DataView(v.buffer).setUint32(0, value, true);
-    return this.attr(type, v);
+    const at = this.header(type, 4);
+    this.dv.setUint32(at + 4, value, true);
+    return this;
   }
 
+  /** A NUL-terminated string attribute. */
   string(type: number, value: string): this {
-    const text = new TextEncoder().encode(value);
-    const z = new Uint8Array(text.length + 1);
-    z.set(text);
-    return this.attr(type, z);
+    const text = encoder.encode(value);
+    const at = this.header(type, text.length + 1);
+    this.bytes.set(text, at + 4);
+    this.bytes[at + 4 + text.length] = 0;
+    return this;
+  }
+
+  /** Reserves an attribute of `length` payload bytes and writes its header; returns where the attribute starts. */
+  private header(type: number, length: number): number {
+    const at = this.reserve(4 + length);
+    this.dv.setUint16(at, 4 + length, true);
+    this.dv.setUint16(at + 2, type, true);
+    return at;
   }
 
   /** A nested attribute: everything `body` adds lands inside it. */
@@ -232,7 +244,7 @@ export const attrU32 = (v: Uint8Array | undefined): number | undefined =>
 export const attrString = (v: Uint8Array | undefined): string | undefined => {
   if (!v) return undefined;
   const end = v.indexOf(0);
-  return new TextDecoder().decode(end < 0 ? v : v.subarray(0, end));
+  return decoder.decode(end < 0 ? v : v.subarray(0, end));
 };
 
 /** An NLMSG_ERROR payload: errno (0 = ACK) and the kernel's extended-ack text when it sent one. */

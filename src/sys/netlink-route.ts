@@ -1,7 +1,7 @@
 // Address and route operations on an open rtnetlink socket, and the underlay lookup the agent sizes its MTU from.
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../net/addr.js";
 import { AF_INET, AF_INET6 } from "./libc.js";
-import { IFADDRMSG_SIZE, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+import { IFADDRMSG_SIZE, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NLM_F_REQUEST, type NlMessage, NlRequest, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY,
   RTA_TABLE, RTMSG_SIZE, RTN_BLACKHOLE, RTM_DELADDR, RTM_DELROUTE, RTM_GETADDR, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWROUTE, RTNH_F_ONLINK,
   RTN_UNICAST, RTPROT_BOOT, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, attrU32,
@@ -106,22 +106,36 @@ function scopeValue(scope: Scope): number {
 
 // ---- addresses --------------------------------------------------------------------------------------------------------
 
-function addrRequest(nl: Rtnl, type: number, flags: number, dev: string, cidr: string, ifaFlags: number): NlRequest {
-  const p = parsePrefix(cidr);
-  return new NlRequest(type, flags)
-    .raw(ifaddrmsg({ family: kernelFamily(p.family), prefixLen: p.len, flags: ifaFlags, index: getLink(nl, dev).index }))
-    .attr(IFA_LOCAL, p.bytes)
-    .attr(IFA_ADDRESS, p.bytes);
+export interface AddressOptions {
+  /** An IPv6 address usable at once, without duplicate address detection. */
+  nodad?: boolean;
+  /** No connected route for the address's prefix (IFA_F_NOPREFIXROUTE). */
+  noPrefixRoute?: boolean;
 }
 
-/** Adds "addr/len" to `dev`. `nodad`: an IPv6 address usable at once, without duplicate address detection. */
-export function addAddress(nl: Rtnl, dev: string, cidr: string, opts: { nodad?: boolean } = {}): void {
-  const flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-  nl.change(addrRequest(nl, RTM_NEWADDR, flags, dev, cidr, opts.nodad ? IFA_F_NODAD : 0), `${cidr} dev ${dev}`);
+function addrRequest(type: number, flags: number, index: number, cidr: string, ifaFlags: number): NlRequest {
+  const p = parsePrefix(cidr);
+  const req = new NlRequest(type, flags)
+    .raw(ifaddrmsg({ family: kernelFamily(p.family), prefixLen: p.len, flags: ifaFlags & 0xff, index }))
+    .attr(IFA_LOCAL, p.bytes)
+    .attr(IFA_ADDRESS, p.bytes);
+  // The flags past the first eight bits exist only as the IFA_FLAGS attribute.
+  return ifaFlags > 0xff ? req.u32(IFA_FLAGS, ifaFlags) : req;
+}
+
+/** The RTM_NEWADDR that adds "addr/len" to link `index` (for a batch; addAddress sends one). */
+export function addAddressRequest(index: number, cidr: string, opts: AddressOptions = {}): NlRequest {
+  const ifaFlags = (opts.nodad ? IFA_F_NODAD : 0) | (opts.noPrefixRoute ? IFA_F_NOPREFIXROUTE : 0);
+  return addrRequest(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, index, cidr, ifaFlags);
+}
+
+/** Adds "addr/len" to `dev`. */
+export function addAddress(nl: Rtnl, dev: string, cidr: string, opts: AddressOptions = {}): void {
+  nl.change(addAddressRequest(getLink(nl, dev).index, cidr, opts), `${cidr} dev ${dev}`);
 }
 
 export function deleteAddress(nl: Rtnl, dev: string, cidr: string): void {
-  nl.change(addrRequest(nl, RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, dev, cidr, 0), `${cidr} dev ${dev}`);
+  nl.change(addrRequest(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, getLink(nl, dev).index, cidr, 0), `${cidr} dev ${dev}`);
 }
 
 function parseAddress(m: NlMessage): AddressInfo | null {
@@ -167,7 +181,8 @@ export function findUnderlay(nl: Rtnl, address: string): Underlay | null {
 
 // ---- routes -----------------------------------------------------------------------------------------------------------
 
-function routeRequest(nl: Rtnl, type: number, flags: number, r: RouteSpec): NlRequest {
+/** `oif`: the index of `r.dev`, which the caller has looked up. */
+function routeRequest(type: number, flags: number, r: RouteSpec, oif: number | undefined): NlRequest {
   const via = r.via === undefined ? undefined : parseIp(r.via);
   const dst = r.dst === "default" ? { family: via?.family ?? 4, bytes: new Uint8Array(0), len: 0 } : parsePrefix(r.dst);
   if (via && via.family !== dst.family) throw new Error(`route ${r.dst}: gateway ${r.via} is of another family`);
@@ -186,7 +201,7 @@ function routeRequest(nl: Rtnl, type: number, flags: number, r: RouteSpec): NlRe
     flags: r.onlink ? RTNH_F_ONLINK : 0,
   }));
   if (dst.len > 0) req.attr(RTA_DST, dst.bytes);
-  if (r.dev !== undefined) req.u32(RTA_OIF, getLink(nl, r.dev).index);
+  if (oif !== undefined) req.u32(RTA_OIF, oif);
   if (via) req.attr(RTA_GATEWAY, via.bytes);
   if (r.src !== undefined) req.attr(RTA_PREFSRC, parseIp(r.src).bytes);
   if (r.metric !== undefined) req.u32(RTA_PRIORITY, r.metric);
@@ -194,18 +209,27 @@ function routeRequest(nl: Rtnl, type: number, flags: number, r: RouteSpec): NlRe
   return req;
 }
 
-const describe = (r: RouteSpec) => `${r.type === "blackhole" ? "blackhole " : ""}${r.dst}${r.via ? ` via ${r.via}` : ""}${r.dev ? ` dev ${r.dev}` : ""}`;
+export const describeRoute = (r: RouteSpec): string => `${r.type === "blackhole" ? "blackhole " : ""}${r.dst}${r.via ? ` via ${r.via}` : ""}${r.dev ? ` dev ${r.dev}` : ""}`;
+
+const ADD_ROUTE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+const REPLACE_ROUTE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+const oifOf = (nl: Rtnl, r: RouteSpec) => (r.dev === undefined ? undefined : getLink(nl, r.dev).index);
+
+/** The RTM_NEWROUTE that adds `r` out of link `oif` (`r.dev` names it for messages), for a batch; addRoute sends one. */
+export const addRouteRequest = (r: RouteSpec, oif: number): NlRequest => routeRequest(RTM_NEWROUTE, ADD_ROUTE, r, oif);
+/** The same, replacing a route to the same destination (replaceRoute sends one). */
+export const replaceRouteRequest = (r: RouteSpec, oif: number): NlRequest => routeRequest(RTM_NEWROUTE, REPLACE_ROUTE, r, oif);
 
 export function addRoute(nl: Rtnl, r: RouteSpec): void {
-  nl.change(routeRequest(nl, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, r), describe(r));
+  nl.change(routeRequest(RTM_NEWROUTE, ADD_ROUTE, r, oifOf(nl, r)), describeRoute(r));
 }
 
 export function replaceRoute(nl: Rtnl, r: RouteSpec): void {
-  nl.change(routeRequest(nl, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, r), describe(r));
+  nl.change(routeRequest(RTM_NEWROUTE, REPLACE_ROUTE, r, oifOf(nl, r)), describeRoute(r));
 }
 
 export function deleteRoute(nl: Rtnl, r: RouteSpec): void {
-  nl.change(routeRequest(nl, RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, r), describe(r));
+  nl.change(routeRequest(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, r, oifOf(nl, r)), describeRoute(r));
 }
 
 /** Unicast and blackhole routes of `family` in `table` (default main), optionally only those out of `dev`. */

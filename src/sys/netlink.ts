@@ -10,11 +10,13 @@ import { IFLA_IFNAME, IFLA_MTU, IFLA_NET_NS_FD } from "./netlink-msg.js";
 import { rtnl } from "./netlink-socket.js";
 
 export { Rtnl, rtnl } from "./netlink-socket.js";
-export { createVeth, deleteLink, findLink, getLink, listLinks, setLink, setLinkUp } from "./netlink-link.js";
-export type { LinkInfo, NetnsRef, VethSpec } from "./netlink-link.js";
-export { addAddress, addRoute, deleteAddress, deleteRoute, findUnderlay, listAddresses, listRoutes, replaceRoute }
-  from "./netlink-route.js";
-export type { AddressInfo, RouteInfo, RouteSpec, RouteType, Scope, Underlay } from "./netlink-route.js";
+export type { NlOutcome, NlStep } from "./netlink-socket.js";
+export { UP, changeLinkRequest, createVeth, createVethRequest, deleteLink, findLink, getLink, getLinkRequest, listLinks, setLink,
+  setLinkUp } from "./netlink-link.js";
+export type { FlagChange, LinkInfo, NetnsRef, VethSpec } from "./netlink-link.js";
+export { addAddress, addAddressRequest, addRoute, addRouteRequest, deleteAddress, deleteRoute, describeRoute, findUnderlay,
+  listAddresses, listRoutes, replaceRoute, replaceRouteRequest } from "./netlink-route.js";
+export type { AddressInfo, AddressOptions, RouteInfo, RouteSpec, RouteType, Scope, Underlay } from "./netlink-route.js";
 
 // ---- links --------------------------------------------------------------------------------------------------------------
 

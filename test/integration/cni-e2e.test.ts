@@ -113,6 +113,15 @@ suite("weft end to end through a runtime's libcni", () => {
   const owner = (n: Node, address: string) => readFileSync(join(n.ipamDir, address), "utf8").split("\n").slice(0, 3);
   const iptablesSave = (n: Node) => lab.exec(n.lab.ns, "iptables-save", []);
 
+  /** ADDs the agent counts in weft_cni_request_duration_seconds, read from its /metrics inside its namespace. */
+  function servedAdds(n: Node): number {
+    const ready = readFileSync(n.lab.logFile!, "utf8").split("\n").find((l) => l.includes("weft agent ready"));
+    const { host, port } = (JSON.parse(ready!) as { metrics: { host: string; port: number } }).metrics;
+    const text = lab.exec(n.lab.ns, "python3", ["-c", `import urllib.request; print(urllib.request.urlopen("http://${host}:${port}/metrics").read().decode())`]);
+    const count = /^weft_cni_request_duration_seconds_count\{command="ADD"\} (\d+)$/m.exec(text);
+    return Number(count?.[1] ?? 0);
+  }
+
   /** The attachment is gone everywhere weft keeps it: host veth, host route, reservation. */
   function expectGone(n: Node, pod: Pod): void {
     expect(hostVeths(n)).not.toContain(pod.hostVeth);
@@ -135,7 +144,10 @@ suite("weft end to end through a runtime's libcni", () => {
     const specs: [Node, Pod][] = [[n1, sandbox(n1, "n1a", { portMappings })], [n1, sandbox(n1, "n1b")], [n2, sandbox(n2, "n2a")],
       [n2, sandbox(n2, "n2b")]];
     const before = n1.cni.calls.length;
+    const addsBefore = servedAdds(n1);
     for (const [n, pod] of specs) main.push(await add(n.cni, n.list, pod));
+    // The agent's own account of its part: one more ADD per Pod on node 1.
+    expect(servedAdds(n1) - addsBefore).toBe(2);
 
     for (const [i, [n, pod]] of specs.entries()) {
       const subnet = n.lab.subnet.replace(/\.0\/24$/, ".");

@@ -136,8 +136,14 @@ suite("weft CNI: only what weft's records say it created", () => {
       }
       expect(reservations()).toEqual([...addresses].sort());
 
-      const stored = records().map((f) => JSON.parse(readFileSync(join(stateDir, "attachments", f), "utf8")) as { containerID: string; phase: string;
-        hostVeth: { name: string; ifindex: number } });
+      // One whole JSON line per version, "adding" before the veth existed and "added" after; the last is the record.
+      const stored = records().map((f) => {
+        const versions = readFileSync(join(stateDir, "attachments", f), "utf8").split("\n");
+        expect(versions.pop()).toBe("");
+        const parsed = versions.map((line) => JSON.parse(line) as { containerID: string; phase: string; hostVeth: { name: string; ifindex: number } });
+        expect(parsed.map((r) => r.phase)).toEqual(["adding", "added"]);
+        return parsed[1];
+      });
       expect(stored.map((r) => r.containerID).sort()).toEqual(pods.map((p) => p.id).sort());
       for (const r of stored) {
         expect(r.phase).toBe("added");

@@ -61,6 +61,9 @@ function podState(netns: string) {
   };
 }
 
+const operstate = (ns: string | null, ifname: string) =>
+  ipJson<{ ifname: string; operstate: string }[]>(ns, "link", "show").find((l) => l.ifname === ifname)?.operstate;
+
 const suite = isRoot ? describe : describe.skip;
 
 suite("weft CNI service against the kernel", () => {
@@ -87,6 +90,15 @@ suite("weft CNI service against the kernel", () => {
         const netns = lab.pod(`v${version.replace(/\./g, "")}`);
         const result = JSON.parse(await ok(service, envFor("ADD", id, netns), conf(version))) as Result;
         const host = hostVethName(id, "eth0");
+        // Both ends running as soon as ADD answers, the first Pod of a fresh node too (both ends ifindex 2). Read from a
+        // dump of every link: asking for one link by name would itself hurry the kernel along.
+        expect(operstate(null, host)).toBe("UP");
+        expect(operstate(nsName(netns), "eth0")).toBe("UP");
+        // One queue each way on both ends, not the kernel's one per CPU.
+        for (const [ns, name] of [[null, host], [nsName(netns), "eth0"]] as const) {
+          expect(ipJson<{ num_tx_queues: number; num_rx_queues: number }[]>(ns, "-d", "link", "show", "dev", name)[0])
+            .toMatchObject({ num_tx_queues: 1, num_rx_queues: 1 });
+        }
 
         // The result, shaped for the version.
         expect(result.cniVersion).toBe(version);

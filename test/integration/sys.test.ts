@@ -9,7 +9,7 @@ import {
   CURRENT_NETNS, POLLIN, SysError, TUN_MODES, type TunDevice, type TunMode, type UdpSocket, addrAdd, addrDel, check, errnoName, libc,
   linkAddresses, linkDelete, linkFind, linkGet, linkGetMtu, linkIndex, linkList, linkRename, linkSetMtu, linkSetNetns,
   linkSetUp, nativeBase, openTun, openUdp, pollFd, routeAdd, routeDel, routeList, routeReplace, underlayFor, vethCreate,
-  withNetns,
+  withNetns, rtnl, changeLinkRequest, UP, addAddressRequest, addRouteRequest, getLinkRequest,
 } from "../../src/sys/index.js";
 import { VIRTIO_NET, buildUDP, concat, onesComplementSum, parseUDP, virtioNetHdr } from "../helpers/packets.js";
 import { Sandbox, ip, ipJson } from "./lib/netns.js";
@@ -200,6 +200,31 @@ suite("src/sys against the kernel", () => {
         }
         expect(() => routeDel({ dst: "10.237.0.0/16" })).toThrowError(/ESRCH/);
       });
+    });
+
+    it("a batch goes in one datagram: every request is answered on its own, a refusal does not stop the ones after it", () => {
+      withNetns(nsT, () => {
+        vethCreate({ name: `${p}b0`, peer: `${p}b1` });
+        const index = linkIndex(`${p}b0`);
+        const outcomes = rtnl((nl) => nl.batch([
+          { req: changeLinkRequest(index, undefined, UP), what: "up" },
+          { req: addAddressRequest(index, "10.239.0.1/24", { noPrefixRoute: true }), what: "address without its subnet route" },
+          { req: addAddressRequest(index, "10.239.0.1/24"), what: "the same address again" },
+          { req: addRouteRequest({ dst: "10.239.5.0/24", dev: `${p}b0`, scope: "link" }, index), what: "a route" },
+          { req: getLinkRequest(`${p}b0`), what: "the link" },
+          { req: getLinkRequest("nonesuch0"), what: "no link" },
+        ]));
+        expect(outcomes.map((o) => o.error?.code ?? "ok")).toEqual(["ok", "ok", "EEXIST", "ok", "ok", "ENODEV"]);
+        expect(outcomes[2].error!.message).toContain("the same address again");
+        expect(outcomes[4].replies).toHaveLength(1);
+        expect(outcomes[5].replies).toEqual([]);
+      });
+      expect(ipJson<{ flags: string[] }[]>(nsT, "link", "show", `${p}b0`)[0].flags).toContain("UP");
+      expect(ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(nsT, "-4", "addr", "show", `${p}b0`)[0].addr_info)
+        .toMatchObject([{ local: "10.239.0.1", prefixlen: 24 }]);
+      // IFA_F_NOPREFIXROUTE: no connected route for the address's subnet; the batch's route is there.
+      expect(ipJson<{ dst: string }[]>(nsT, "route", "show", "dev", `${p}b0`).map((r) => r.dst)).toEqual(["10.239.5.0/24"]);
+      ip("-n", nsT, "link", "del", `${p}b0`);
     });
 
     it("underlayFor finds the interface with an address, its MTU and the overlay MTU", () => {

@@ -79,6 +79,16 @@ describe("AddressPool", () => {
     expect(after.release(pod(1))).toBe("10.244.1.2");
   });
 
+  it("keeps the round-robin hint the bare last address, also when a shorter one follows a longer one", () => {
+    const pool = new AddressPool("10.244.1.0/24", stateDir);
+    for (let i = 0; i < 99; i++) pool.reserve(pod(i));
+    expect(readFileSync(join(pool.dir, "last_reserved_ip"), "utf8")).toBe("10.244.1.100");
+    for (let i = 0; i < 99; i++) pool.release(pod(i));
+    writeFileSync(join(pool.dir, "last_reserved_ip"), "10.244.1.98");
+    expect(new AddressPool("10.244.1.0/24", stateDir).reserve(pod("x"))).toBe("10.244.1.99");
+    expect(readFileSync(join(pool.dir, "last_reserved_ip"), "utf8")).toBe("10.244.1.99");
+  });
+
   it("ignores a damaged round-robin hint and removes temporaries of dead processes", () => {
     const dir = join(stateDir, "ipam", "10.244.1.0_24");
     new AddressPool("10.244.1.0/24", stateDir);

@@ -6,7 +6,7 @@ import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type ApiLimits, type ApiServer, callAgent, startApiServer } from "../../src/control/api-server.js";
+import { type ApiLimits, type ApiServer, type ServedHook, callAgent, startApiServer } from "../../src/control/api-server.js";
 
 const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
 
@@ -45,12 +45,15 @@ describe("API socket bounds", () => {
   let gate: () => void = () => undefined;
   const clients: Client[] = [];
 
-  async function serve(limits: Partial<ApiLimits>): Promise<ApiServer> {
+  async function serve(limits: Partial<ApiLimits>, onServed?: ServedHook): Promise<ApiServer> {
     server = await startApiServer(path, {
       ping: () => "pong",
       slow: () => new Promise((res) => (gate = () => res("done"))),
       big: () => "x".repeat(16 << 20),
-    }, limits);
+      fail: () => {
+        throw new Error("no");
+      },
+    }, limits, onServed);
     return server;
   }
 
@@ -75,6 +78,20 @@ describe("API socket bounds", () => {
   it("answers one request per connection", async () => {
     await serve({});
     expect(await callAgent(path, { op: "ping" })).toBe("pong");
+  });
+
+  it("tells the served hook of each handled request (failed ones too) with its time, and of nothing it could not parse", async () => {
+    const served: { request: Record<string, unknown>; seconds: number }[] = [];
+    await serve({}, (request, seconds) => served.push({ request, seconds }));
+    expect(await callAgent(path, { op: "ping", n: 1 })).toBe("pong");
+    await expect(callAgent(path, { op: "fail" })).rejects.toThrow("no");
+    await expect(callAgent(path, { op: "nonesuch" })).rejects.toThrow("unknown op");
+    const c = await client();
+    c.sock.write("not json\n");
+    await until(() => c.closed, "the refusal of a line that is not JSON");
+    await until(() => served.length >= 2, "the served hook");
+    expect(served.map((s) => s.request)).toEqual([{ op: "ping", n: 1 }, { op: "fail" }]);
+    for (const s of served) expect(s.seconds).toBeGreaterThan(0);
   });
 
   it("a client trickling a byte at a time is cut off at the request deadline, however recently it sent", async () => {

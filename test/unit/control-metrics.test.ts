@@ -54,6 +54,24 @@ describe("WeftMetrics", () => {
     expect(text).not.toContain('weft_peer_records_refused_current{reason="vni"}');
   });
 
+  it("exports CNI call durations by command; a command that is none of the spec's counts as invalid", async () => {
+    const m = new WeftMetrics({ processMetrics: false });
+    m.observeCniRequest("ADD", 0.0007);
+    m.observeCniRequest("ADD", 0.003);
+    m.observeCniRequest("DEL", 0.02);
+    m.observeCniRequest("ADD\"}", 0.001);
+    m.observeCniRequest(undefined, 0.001);
+    const text = await m.text();
+    expect(text).toContain("# TYPE weft_cni_request_duration_seconds histogram");
+    expect(text).toContain('weft_cni_request_duration_seconds_bucket{le="0.0005",command="ADD"} 0');
+    expect(text).toContain('weft_cni_request_duration_seconds_bucket{le="0.001",command="ADD"} 1');
+    expect(text).toContain('weft_cni_request_duration_seconds_bucket{le="0.005",command="ADD"} 2');
+    expect(text).toContain('weft_cni_request_duration_seconds_count{command="ADD"} 2');
+    expect(text).toContain('weft_cni_request_duration_seconds_count{command="DEL"} 1');
+    expect(text).toContain('weft_cni_request_duration_seconds_count{command="invalid"} 2');
+    expect(text).not.toMatch(/command="ADD\\"/);
+  });
+
   it("exports batch sizes, offload state and node info", async () => {
     const m = new WeftMetrics({ processMetrics: false });
     m.observeBatch("tx", 32);
