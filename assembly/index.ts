@@ -34,10 +34,12 @@ export function engineInit(maxPeers: u32, txSlots: u32, rxSlots: u32): u32 {
 /** 256 bytes for passing addresses and MACs from the TS side (peerSet, setSubnet6, setIcmpSource6). */
 export function scratchPtr(): usize { return scratch; }
 
-export function configure(vni: u32, mtu: u32, vnetHdr: bool, sportBase: u32, sportCount: u32): void {
+/** `tun`: bit 0 a virtio_net_hdr on TUN packets, bit 1 the device takes UDP super-packets (USO). */
+export function configure(vni: u32, mtu: u32, tun: u32, sportBase: u32, sportCount: u32): void {
   Config.vni = vni & 0xffffff;
   Config.mtu = mtu;
-  Config.vnetHdr = vnetHdr;
+  Config.vnetHdr = (tun & 1) != 0;
+  Config.udpGro = (tun & 3) == 3;
   Config.sportBase = sportBase;
   Config.sportCount = sportCount;
 }

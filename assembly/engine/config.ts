@@ -12,6 +12,8 @@ export namespace Config {
   export let sportCount: u32 = 16384;
   /** Whether TUN packets carry a virtio_net_hdr (IFF_VNET_HDR): GSO in, GRO out. */
   export let vnetHdr: bool = false;
+  /** Whether the TUN device takes UDP super-packets (TUN_F_USO4/6): consecutive datagrams of one UDP flow coalesce too. */
+  export let udpGro: bool = false;
 
   export let subnet4: u32 = 0;
   export let subnet4Mask: u32 = 0;

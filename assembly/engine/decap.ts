@@ -1,5 +1,6 @@
 // RX: received UDP payloads (one datagram, or many glued by UDP_GRO) → validated, stripped inner IP packets for the TUN
-// device, consecutive TCP segments of one flow coalesced into super-packets with a virtio_net_hdr (docs/architecture.md, GRO rules).
+// device, consecutive TCP segments of one flow (and, when the device takes them, equal-size datagrams of one UDP flow)
+// coalesced into super-packets with a virtio_net_hdr (docs/architecture.md, GRO rules).
 import { bytesEqual } from "../wire/bytes";
 import { finish, fold, pseudo4, pseudo6, sumBytes, updateField16 } from "../wire/checksum";
 import { Ethernet } from "../wire/ethernet";
@@ -52,6 +53,7 @@ let groPacket: u32 = 0; // its index in the output list
 let groIov: u32 = 0; // its first iovec
 let groCopied: bool = false; // headers moved to rxHdr
 let groV6: bool = false;
+let groUdp: bool = false; // a UDP super-packet (GSO_UDP_L4): no sequence numbers, equal-size datagrams
 let groLen: u32 = 0; // IP bytes so far
 let groFirstLen: u32 = 0; // IP bytes of the first segment, counted when it was described
 let groHdrLen: u32 = 0; // IP + TCP header bytes
@@ -75,7 +77,7 @@ function flushGro(): void {
     return;
   }
   const l4 = groV6 ? IPv6.HEADER_LEN : IPv4.headerLen(ip);
-  const tcpLen = groLen - l4;
+  const l4Len = groLen - l4;
   if (groV6) {
     IPv6.setPayloadLen(ip, groLen - IPv6.HEADER_LEN);
   } else {
@@ -85,8 +87,15 @@ function flushGro(): void {
     updateField16(ip + IPv4.CHECKSUM, oldWord, load<u16>(ip + IPv4.TOTAL_LEN));
   }
   // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum; the kernel adds the rest from csum_start.
-  store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(tcpPseudo(ip, groV6, tcpLen)));
-  VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
+  if (groUdp) {
+    Udp.setLength(ip + l4, l4Len);
+    const ps = groV6 ? pseudo6(ip + IPv6.SRC, IPv6.NH_UDP, l4Len) : pseudo4(ip + IPv4.SRC, IPv4.PROTO_UDP, l4Len);
+    store<u16>(ip + l4 + Udp.CHECKSUM, <u16>fold(ps));
+    VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, VnetHdr.GSO_UDP_L4, groHdrLen, groMss, l4, <u32>Udp.CHECKSUM);
+  } else {
+    store<u16>(ip + l4 + Tcp.CHECKSUM, <u16>fold(tcpPseudo(ip, groV6, l4Len)));
+    VnetHdr.write(vh, VnetHdr.F_NEEDS_CSUM, groV6 ? VnetHdr.GSO_TCPV6 : VnetHdr.GSO_TCPV4, groHdrLen, groMss, l4, <u32>Tcp.CHECKSUM);
+  }
   add(C.RX_BYTES_OUT, groLen - groFirstLen);
 }
 
@@ -115,13 +124,14 @@ function copyGroOut(): bool {
   return true;
 }
 /**
- * Whether the TCP segment at ip may extend the open super-packet: same addresses, ports, ACK, window and flags word
- * (but PSH), same options, same TOS/TTL/DF (IPv4) or first word and hop limit (IPv6), the next sequence number, and room.
+ * What every segment of a super-packet shares, TCP or UDP: an open candidate with room, the same header length, no more
+ * payload than the first segment's, the same TOS/TTL/DF (IPv4) or first word and hop limit (IPv6), the same addresses and
+ * the same ports.
  */
-function continuesGro(ip: usize, v6: bool, l4: u32, th: u32, payload: u32): bool {
+function continuesFlow(ip: usize, v6: bool, hdrLen: u32, payload: u32): bool {
   if (gro == 0 || groClosed || groV6 != v6 || groSegments >= GRO_MAX_SEGMENTS) return false;
   const open = gro + VnetHdr.LEN;
-  if (groHdrLen != l4 + th || payload > groMss || groLen + payload > MAX_SUPER) return false;
+  if (groHdrLen != hdrLen || payload > groMss || groLen + payload > MAX_SUPER) return false;
   if (v6) {
     if (IPv6.firstWord(ip) != IPv6.firstWord(open) || IPv6.hopLimit(ip) != IPv6.hopLimit(open)) return false;
     if (!bytesEqual(ip + IPv6.SRC, open + IPv6.SRC, 32)) return false;
@@ -130,9 +140,18 @@ function continuesGro(ip: usize, v6: bool, l4: u32, th: u32, payload: u32): bool
     if (IPv4.dontFragment(ip) != IPv4.dontFragment(open)) return false;
     if (load<u64>(ip + IPv4.SRC) != load<u64>(open + IPv4.SRC)) return false;
   }
+  const l4 = v6 ? IPv6.HEADER_LEN : IPv4.MIN_HEADER_LEN;
+  return load<u32>(ip + l4) == load<u32>(open + l4); // ports
+}
+
+/**
+ * Whether the TCP segment at ip may extend the open super-packet: same addresses, ports, ACK, window and flags word
+ * (but PSH), same options, same TOS/TTL/DF (IPv4) or first word and hop limit (IPv6), the next sequence number, and room.
+ */
+function continuesGro(ip: usize, v6: bool, l4: u32, th: u32, payload: u32): bool {
+  if (groUdp || !continuesFlow(ip, v6, l4 + th, payload)) return false;
   const t = ip + l4;
-  const ot = open + l4;
-  if (load<u32>(t) != load<u32>(ot)) return false; // ports
+  const ot = gro + VnetHdr.LEN + l4;
   if (Tcp.seq(t) != groNextSeq || load<u32>(t + Tcp.ACK) != load<u32>(ot + Tcp.ACK)) return false;
   if ((load<u32>(t + Tcp.DATA_OFF) | (Tcp.PSH << 8)) != (load<u32>(ot + Tcp.DATA_OFF) | (Tcp.PSH << 8))) return false;
   return bytesEqual(t + Tcp.MIN_HEADER_LEN, ot + Tcp.MIN_HEADER_LEN, th - Tcp.MIN_HEADER_LEN);
@@ -196,9 +215,61 @@ function groCandidate(ip: usize, v6: bool, total: u32, verified: bool): bool {
   return f == Tcp.ACK_FLAG || f == (Tcp.ACK_FLAG | Tcp.PSH);
 }
 
+/** A UDP datagram that may take part in GRO: verified checksum, a payload, no IP options or extensions. */
+function udpGroCandidate(ip: usize, v6: bool, total: u32, verified: bool): bool {
+  if (!verified || !Config.udpGro) return false;
+  let l4: u32;
+  if (v6) {
+    if (IPv6.nextHeader(ip) != IPv6.NH_UDP) return false;
+    l4 = IPv6.HEADER_LEN;
+  } else {
+    if (IPv4.protocol(ip) != IPv4.PROTO_UDP || IPv4.headerLen(ip) != IPv4.MIN_HEADER_LEN) return false;
+    l4 = IPv4.MIN_HEADER_LEN;
+  }
+  return l4 + Udp.HEADER_LEN < total;
+}
+
+/**
+ * Delivers a UDP datagram as the next segment of the open UDP super-packet or as the first of a new one. Segments are equal
+ * in size but the last, which may be shorter (as UDP_SEGMENT cuts them; gso_size is the first one's payload).
+ */
+function deliverUdp(ip: usize, v6: bool, total: u32): bool {
+  const hdrLen: u32 = (v6 ? IPv6.HEADER_LEN : IPv4.MIN_HEADER_LEN) + Udp.HEADER_LEN;
+  const payload = total - hdrLen;
+  if (groUdp && continuesFlow(ip, v6, hdrLen, payload) && (groCopied || copyGroOut())) {
+    groAppend(ip + hdrLen, payload);
+    groLen += payload;
+    groSegments++;
+    if (payload < groMss) groClosed = true;
+    bump(C.RX_COALESCED);
+    return true;
+  }
+  flushGro();
+  if (!describe(ip - VnetHdr.LEN, VnetHdr.LEN + total)) return false;
+  open(ip, v6, total, hdrLen, payload, true);
+  return true;
+}
+
+/** Makes the packet just described (the last of the list) the open candidate. */
+function open(ip: usize, v6: bool, total: u32, hdrLen: u32, payload: u32, udp: bool): void {
+  gro = ip - VnetHdr.LEN;
+  groPacket = outCount - 1;
+  groIov = iovPos - 1;
+  groCopied = false;
+  groV6 = v6;
+  groUdp = udp;
+  groLen = total;
+  groFirstLen = total;
+  groHdrLen = hdrLen;
+  groMss = payload;
+  groSegments = 1;
+  groClosed = false;
+}
+
 /** Delivers one validated inner packet: appended to the open super-packet, opening a new one, or on its own. */
 function deliver(ip: usize, v6: bool, total: u32, verified: bool): bool {
   if (!Config.vnetHdr) return describe(ip, total);
+  if (udpGroCandidate(ip, v6, total, verified)) return deliverUdp(ip, v6, total);
   if (!groCandidate(ip, v6, total, verified)) {
     flushGro();
     VnetHdr.writeNone(ip - VnetHdr.LEN, verified ? VnetHdr.F_DATA_VALID : 0);
@@ -224,17 +295,8 @@ function deliver(ip: usize, v6: bool, total: u32, verified: bool): bool {
   }
   flushGro();
   if (!describe(ip - VnetHdr.LEN, VnetHdr.LEN + total)) return false;
-  gro = ip - VnetHdr.LEN;
-  groPacket = outCount - 1;
-  groIov = iovPos - 1;
-  groCopied = false;
-  groV6 = v6;
-  groLen = total;
-  groFirstLen = total;
-  groHdrLen = l4 + th;
-  groMss = payload;
+  open(ip, v6, total, l4 + th, payload, false);
   groNextSeq = Tcp.seq(t) + payload;
-  groSegments = 1;
   groClosed = (flags & Tcp.PSH) != 0;
   return true;
 }

@@ -152,6 +152,7 @@ class Agent {
       mtu: this.mtu,
       vtepMAC: c.vtepMAC,
       vnetHdr: this.tun!.vnetHdr,
+      udpSuperPackets: this.tun!.offloads.uso4 && this.tun!.offloads.uso6,
       subnet4: this.record.subnet,
       subnet6: this.record.subnetV6,
       icmpSource4: nthAddress(parseCIDR(this.record.subnet), 0),

@@ -145,7 +145,7 @@ export class Core {
     const e = this.exports;
     if (!Number.isInteger(id.vni) || id.vni < 0 || id.vni > 0xffffff) throw new Error(`vni out of range: ${id.vni}`);
     if (!Number.isInteger(id.mtu) || id.mtu < 68 || id.mtu > 65535) throw new Error(`mtu out of range: ${id.mtu}`);
-    e.configure(id.vni, id.mtu, id.vnetHdr ? 1 : 0, id.sourcePortBase ?? 49152, id.sourcePortCount ?? 16384);
+    e.configure(id.vni, id.mtu, (id.vnetHdr ? 1 : 0) | (id.udpSuperPackets ? 2 : 0), id.sourcePortBase ?? 49152, id.sourcePortCount ?? 16384);
     this.writeScratch(parseMAC(id.vtepMAC));
     e.setVtepMac();
     if (id.subnet4) {

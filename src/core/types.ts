@@ -25,6 +25,8 @@ export interface Identity {
   vtepMAC: string;
   /** TUN packets carry a virtio_net_hdr (GSO in, GRO out). */
   vnetHdr: boolean;
+  /** The TUN device takes UDP super-packets (USO): the core coalesces datagrams of one UDP flow as it does TCP segments. */
+  udpSuperPackets?: boolean;
   subnet4?: string;
   subnet6?: string;
   /** Sources of the ICMP errors the core generates (the node's own overlay addresses). */
@@ -67,7 +69,7 @@ export interface CoreExports {
   memory: WebAssembly.Memory;
   engineInit(maxPeers: number, tx: number, rx: number): number;
   scratchPtr(): number;
-  configure(vni: number, mtu: number, vnetHdr: number, sportBase: number, sportCount: number): void;
+  configure(vni: number, mtu: number, tun: number, sportBase: number, sportCount: number): void;
   setVtepMac(): void;
   setSubnet4(addr: number, len: number): void;
   setSubnet6(len: number): void;
