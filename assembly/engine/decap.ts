@@ -196,18 +196,19 @@ function checkL4(ip: usize, v6: bool, total: u32): bool {
   return true;
 }
 
+/**
+ * Where the L4 header of the packet at ip starts when it carries `proto` (IPv4's number, which IPv6 shares for TCP and
+ * UDP) right after a plain IP header — no IPv4 options, no IPv6 extension headers, as GRO wants; 0 otherwise.
+ */
+function plainL4(ip: usize, v6: bool, proto: u32): u32 {
+  if (v6) return IPv6.nextHeader(ip) == proto ? IPv6.HEADER_LEN : 0;
+  return IPv4.protocol(ip) == proto && IPv4.headerLen(ip) == IPv4.MIN_HEADER_LEN ? IPv4.MIN_HEADER_LEN : 0;
+}
+
 /** A TCP segment that may take part in GRO: verified checksum, ACK or ACK|PSH, payload, no IP options or extensions. */
 function groCandidate(ip: usize, v6: bool, total: u32, verified: bool): bool {
-  if (!verified) return false;
-  let l4: u32;
-  if (v6) {
-    if (IPv6.nextHeader(ip) != IPv6.NH_TCP) return false;
-    l4 = IPv6.HEADER_LEN;
-  } else {
-    if (IPv4.protocol(ip) != IPv4.PROTO_TCP || IPv4.headerLen(ip) != IPv4.MIN_HEADER_LEN) return false;
-    l4 = IPv4.MIN_HEADER_LEN;
-  }
-  if (l4 + Tcp.MIN_HEADER_LEN > total) return false;
+  const l4 = verified ? plainL4(ip, v6, IPv4.PROTO_TCP) : 0;
+  if (l4 == 0 || l4 + Tcp.MIN_HEADER_LEN > total) return false;
   const t = ip + l4;
   const th = Tcp.headerLen(t);
   if (th < Tcp.MIN_HEADER_LEN || l4 + th >= total) return false;
@@ -217,16 +218,8 @@ function groCandidate(ip: usize, v6: bool, total: u32, verified: bool): bool {
 
 /** A UDP datagram that may take part in GRO: verified checksum, a payload, no IP options or extensions. */
 function udpGroCandidate(ip: usize, v6: bool, total: u32, verified: bool): bool {
-  if (!verified || !Config.udpGro) return false;
-  let l4: u32;
-  if (v6) {
-    if (IPv6.nextHeader(ip) != IPv6.NH_UDP) return false;
-    l4 = IPv6.HEADER_LEN;
-  } else {
-    if (IPv4.protocol(ip) != IPv4.PROTO_UDP || IPv4.headerLen(ip) != IPv4.MIN_HEADER_LEN) return false;
-    l4 = IPv4.MIN_HEADER_LEN;
-  }
-  return l4 + Udp.HEADER_LEN < total;
+  const l4 = verified && Config.udpGro ? plainL4(ip, v6, IPv4.PROTO_UDP) : 0;
+  return l4 != 0 && l4 + Udp.HEADER_LEN < total;
 }
 
 /**

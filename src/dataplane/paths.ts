@@ -33,6 +33,8 @@ export class QueuePaths {
   /** TX: one batch per source-port socket, each with room for the groups of a full batch (two per 64 KiB super-packet). */
   private readonly sends: SendQueue[];
   private readonly sportBase: number;
+  /** Names the queue in a read error (made once: the packet loop builds no strings). */
+  private readonly tunName: string;
   private buffer: ArrayBuffer | null = null;
   private base = 0;
   /** The iovecs of the group being queued (one object, rewritten per group). */
@@ -44,6 +46,7 @@ export class QueuePaths {
     this.msgs = new MsgBatch({ capacity: init.batch, expandSegments: false });
     this.sends = init.txFds.map((fd) => ({ fd, batch: new MsgBatch({ capacity: init.batch * 4, expandSegments: !init.gso }) }));
     this.sportBase = init.identity.sourcePortBase ?? 0;
+    this.tunName = `TUN queue ${init.queue}`;
     this.refresh();
   }
 
@@ -60,7 +63,7 @@ export class QueuePaths {
   /** TUN → UDP: one batch; returns the packets read. */
   tx(): number {
     const { core, init, base, groupIovs } = this;
-    const n = readPackets(init.tunFd, base + core.at.txIn, SLOT_SIZE, TX_HEADROOM, base + core.at.txInLen, init.batch, `TUN queue ${init.queue}`);
+    const n = readPackets(init.tunFd, base + core.at.txIn, SLOT_SIZE, TX_HEADROOM, base + core.at.txInLen, init.batch, this.tunName);
     if (n === 0) return 0;
     record(this.histogram.tx, n);
     const groups = core.exports.encap(n);

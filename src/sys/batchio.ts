@@ -26,9 +26,9 @@ const outAddress = nativeBase(out);
  * stride − headroom bytes), its length as a u32 at `lens + 4i`. Returns how many were read (0 when none was waiting).
  * Throws SysError (naming `what`) when the first read fails for another reason than EAGAIN.
  */
-export function readPackets(fd: number, base: Address, stride: number, headroom: number, lens: Address, n: number, what = `fd ${fd}`): number {
+export function readPackets(fd: number, base: Address, stride: number, headroom: number, lens: Address, n: number, what?: string): number {
   const r = readBatch(fd, base, stride, headroom, lens, n);
-  if (r < 0 && -r !== EAGAIN) throw new SysError("read", -r, what);
+  if (r < 0 && -r !== EAGAIN) throw new SysError("read", -r, what ?? `fd ${fd}`);
   return Math.max(r, 0);
 }
 
