@@ -95,11 +95,13 @@ export const DEFAULTS = {
 export const MAX_QUEUES = 64;
 
 /**
- * One queue per two cores, at most 8: each queue is a worker thread that can keep a core busy, and on a small machine the
- * kernel's own half of the path (the Pods' sockets, veths, softirqs) needs the other core (docs/agent.md, "Queues").
+ * One queue per four cores, 1 to 8. Each queue is a worker thread that keeps a core busy under load, and the kernel's half
+ * of the path (the Pods' sockets, veths, softirqs) needs about as much again: on 2 cores a second queue carried no more
+ * (weft bench --queues 1,2), and each queue costs about 16 MiB of RSS, which a 4-core Raspberry Pi keeps (docs/agent.md,
+ * "Queues").
  */
 export function defaultQueues(cores = availableParallelism()): number {
-  return Math.max(1, Math.min(8, Math.floor(cores / 2)));
+  return Math.max(1, Math.min(8, Math.floor(cores / 4)));
 }
 
 type Kind = "string" | "integer" | "object";

@@ -94,10 +94,10 @@ describe("flags", () => {
     expect(loadAgentConfig(file({ ...minimal, maxPeers: 65536 }), {}, opts).maxPeers).toBe(65536);
   });
 
-  it("take the TUN queue count as --queues or queues; the default is one queue per two cores, 1 to 8", () => {
+  it("take the TUN queue count as --queues or queues; the default is one queue per four cores, 1 to 8", () => {
     expect(loadAgentConfig(undefined, { ...minimal, queues: "3" }, opts).queues).toBe(3);
     expect(loadAgentConfig(file({ ...minimal, queues: 64 }), {}, opts).queues).toBe(64);
-    expect([1, 2, 3, 4, 8, 16, 64].map((cores) => defaultQueues(cores))).toEqual([1, 1, 1, 2, 4, 8, 8]);
+    expect([1, 2, 4, 7, 8, 16, 32, 64].map((cores) => defaultQueues(cores))).toEqual([1, 1, 1, 1, 2, 4, 8, 8]);
   });
 
   it("switch the registry type with a fresh registry object", () => {
