@@ -119,13 +119,18 @@ export class KeepAlive {
     this.schedule(this.intervalMs());
   }
 
-  /** One keepalive on its own stream; the remaining TTL etcd answers with (0: the lease is gone). */
+  /**
+   * One keepalive on its own stream; the remaining TTL etcd answers with (0: the lease is gone). It waits no longer than a
+   * beat: with a short lease, waiting the whole call timeout on a member that died would let the lease run out before the
+   * retry reaches a member that is left.
+   */
   private async keepAliveOnce(id: string): Promise<number> {
     const stream = await this.options.client.leaseClient.leaseKeepAlive();
+    const waitMs = Math.min(this.options.callTimeoutMs, this.intervalMs());
     let timer: NodeJS.Timeout | undefined;
     try {
       return await new Promise<number>((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`no keepalive answer within ${this.options.callTimeoutMs} ms`)), this.options.callTimeoutMs);
+        timer = setTimeout(() => reject(new Error(`no keepalive answer within ${waitMs} ms`)), waitMs);
         stream.on("data", (response) => resolve(Number(response.TTL)));
         stream.on("error", reject);
         stream.write({ ID: id });
