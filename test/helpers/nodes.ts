@@ -19,6 +19,16 @@ export const NODE2 = {
 };
 export type NodeSpec = typeof NODE1;
 
+/** A Pod on each node, IPv4 and IPv6. */
+export const POD1 = "10.244.1.10";
+export const POD2 = "10.244.2.20";
+export const POD1_6 = "fd00:244:1::10";
+export const POD2_6 = "fd00:244:2::20";
+
+/** A little-endian u16 (virtio_net_hdr fields) and a big-endian one (wire fields) out of packet bytes. */
+export const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
+export const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
+
 export function makeCore(self: NodeSpec, peer: NodeSpec, opts: Partial<Identity> & { slots?: number } = {}): Core {
   const core = Core.load({ txSlots: opts.slots ?? 64, rxSlots: opts.slots ?? 64, maxPeers: 16 });
   core.configure({

@@ -1,14 +1,8 @@
 // RX path of the core: UDP payloads (single or UDP_GRO-glued) → ingress filter → stripped inner packets, TCP coalesced (GRO).
 import { describe, expect, it } from "vitest";
-import { NODE1, NODE2, makeCore, sumCounters } from "../helpers/nodes.js";
+import { be16, le16, makeCore, NODE1, NODE2, POD1, POD1_6, POD2, POD2_6, sumCounters } from "../helpers/nodes.js";
 import { buildICMPEcho, buildIPv4, buildTCP, buildUDP, buildVXLAN, concat, internetChecksum, l4ChecksumOk, parseTCP, virtioNetHdr } from "../helpers/packets.js";
 
-const POD1 = "10.244.1.10";
-const POD2 = "10.244.2.20";
-const POD1_6 = "fd00:244:1::10";
-const POD2_6 = "fd00:244:2::20";
-const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
-const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 
 /** Node 2 as the receiver (plain or with virtio_net_hdr) and node 1 as the sender. */
 function pair(vnetHdr: boolean) {

@@ -1,15 +1,10 @@
 // TX path of the core: inner packets → VXLAN datagrams grouped for UDP_SEGMENT, TSO/USO split, filters, ICMP too-big.
 import { describe, expect, it } from "vitest";
 import { buildIPv4, buildTCP, buildUDP, l4ChecksumOk, ipv4HeaderChecksumOk, parseTCP, virtioNetHdr } from "../helpers/packets.js";
-import { NODE1, NODE2, datagramsOf, makeCore, sumCounters } from "../helpers/nodes.js";
+import { be16, datagramsOf, makeCore, NODE1, NODE2, POD1, POD1_6, POD2, POD2_6, sumCounters } from "../helpers/nodes.js";
 
-const POD1 = "10.244.1.10";
-const POD2 = "10.244.2.20";
-const POD1_6 = "fd00:244:1::10";
-const POD2_6 = "fd00:244:2::20";
 
 const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
-const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const be32 = (b: Uint8Array, o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 
 function udp(src: string, dst: string, payloadLen: number, srcPort = 5000, dstPort = 5001): Uint8Array {

@@ -2,11 +2,9 @@
 // node at a reused index that starts from zero, and a clash that is dropped instead of thrown.
 import { describe, expect, it } from "vitest";
 import { Core } from "../../src/core/index.js";
-import { NODE1, NODE2, makeCore } from "../helpers/nodes.js";
+import { makeCore, NODE1, NODE2, POD1, POD2 } from "../helpers/nodes.js";
 import { buildUDP } from "../helpers/packets.js";
 
-const POD1 = "10.244.1.10";
-const POD2 = "10.244.2.20";
 const udp = () => buildUDP({ srcPort: 1000, dstPort: 2000, payload: new Uint8Array(32) }, POD1, POD2);
 
 /** Sends one packet from Pod 1 to Pod 2; the underlay address and inner destination MAC of the datagram. */

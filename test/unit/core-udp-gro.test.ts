@@ -2,15 +2,9 @@
 // them (USO): one write instead of one per datagram. The kernel cuts it again at gso_size, so what the Pod receives must
 // be the datagrams that were sent, byte for byte.
 import { describe, expect, it } from "vitest";
-import { NODE1, NODE2, makeCore } from "../helpers/nodes.js";
+import { be16, le16, makeCore, NODE1, NODE2, POD1, POD1_6, POD2, POD2_6 } from "../helpers/nodes.js";
 import { buildUDP, buildVXLAN, internetChecksum, parseUDP } from "../helpers/packets.js";
 
-const POD1 = "10.244.1.10";
-const POD2 = "10.244.2.20";
-const POD1_6 = "fd00:244:1::10";
-const POD2_6 = "fd00:244:2::20";
-const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
-const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const GSO_UDP_L4 = 5;
 const NEEDS_CSUM = 1;
 const DATA_VALID = 2;
